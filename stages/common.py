@@ -1,0 +1,68 @@
+"""What every stage shares: typed params from params.yaml, artifact paths, timing.
+
+A stage module reads like its list of steps; this file keeps the plumbing out of them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ParamsT = TypeVar("ParamsT", bound=BaseModel)
+PARAMS_FILE = Path(os.environ.get("RETROLLM_PARAMS", "params.yaml"))
+
+
+class StageParams(BaseModel):
+    """Base for a stage's params section: unknown keys are typos, so they are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Paths(StageParams):
+    """Where each artifact lives; dvc.yaml reads the same section, so they never drift."""
+
+    assets: Path = Field(Path("data/assets"), description="fetch_assets output.")
+    corpus: Path = Field(Path("data/corpus"), description="prepare_corpus output.")
+    qa: Path = Field(Path("data/qa"), description="prepare_qa outputs, one folder per dataset.")
+    model: Path = Field(Path("data/models/base"), description="prepare_model output.")
+    tokens: Path = Field(Path("data/tokens"), description="tokenize_corpus output.")
+    index: Path = Field(Path("data/index"), description="build_index output.")
+    splade: Path = Field(Path("data/splade"), description="sparse_expand output.")
+    trainset: Path = Field(Path("data/train"), description="build_trainset output.")
+    adapter: Path = Field(Path("data/models/adapter"), description="train output.")
+    eval: Path = Field(Path("data/eval"), description="evaluate outputs.")
+    report: Path = Field(Path("data/report"), description="report output.")
+
+
+def load_yaml(path: Path = PARAMS_FILE) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: params file not found (run from the repo root)")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def load_params(section: str, model: type[ParamsT], path: Path = PARAMS_FILE) -> ParamsT:
+    """Validate one section of params.yaml against the stage's typed params."""
+    raw = load_yaml(path).get(section) or {}
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise SystemExit(f"{path}: section '{section}' is invalid:\n{error}") from error
+
+
+def load_paths(path: Path = PARAMS_FILE) -> Paths:
+    return load_params("paths", Paths, path)
+
+
+def run_stage(name: str, main: Callable[[], dict[str, int] | None]) -> None:
+    """Run a stage's main, then print its wall time and counts on one line."""
+    start = time.perf_counter()
+    counts = main() or {}
+    elapsed = time.perf_counter() - start
+    summary = " ".join(f"{k}={v}" for k, v in counts.items())
+    print(f"[{name}] done in {elapsed:.1f}s {summary}".rstrip(), flush=True)
