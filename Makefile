@@ -13,7 +13,6 @@ install: $(VENV)/.installed
 # torch goes in first and pinned: anything that pulls an unpinned torch gets a CUDA build.
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
