@@ -1,0 +1,113 @@
+"""Turning token ids and document offsets into the arrays the index queries.
+
+The arrays: the tokens with a separator after every document, the suffix array of the
+real (non-separator) suffixes bit-packed to ceil(log2 N) bits, and the unigram table (every
+distinct id with the start of its suffix-array block), which answers the root's
+continuations and first step without touching the suffix array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from retrollm.index import kernels
+from retrollm.index.suffix_array import BACKENDS, token_suffix_array
+
+# Stored token widths; the separator is the largest value of the chosen one.
+TOKEN_DTYPES: tuple[np.dtype, ...] = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
+
+
+@dataclass(frozen=True, slots=True)
+class SearchArrays:
+    """What a suffix-array search needs, for the whole corpus or for a sub-index."""
+
+    tokens: np.ndarray  # separator layout, uint8/16/32
+    sa_words: np.ndarray  # uint64, bit-packed suffix array of the real suffixes
+    sa_bits: int
+    n_suffixes: int  # real tokens = suffix-array entries
+    separator: int
+    first_ids: np.ndarray  # int64, ascending distinct ids
+    first_starts: np.ndarray  # int64, len(first_ids) + 1 block starts
+
+
+def storage_dtype(max_id: int) -> np.dtype:
+    """Narrowest dtype that still has a value above every id left for the separator."""
+    for dtype in TOKEN_DTYPES:
+        if max_id < np.iinfo(dtype).max:
+            return dtype
+    raise ValueError(f"token id {max_id} is too large: ids must be below {2**32 - 1}")
+
+
+def check_inputs(tokens: np.ndarray, doc_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate corpus arrays up front so a bad input fails with a message, not a crash."""
+    tokens = np.asarray(tokens)
+    offsets = np.asarray(doc_offsets)
+    if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
+        raise ValueError(f"tokens must be a 1-D integer array, got {tokens.dtype}{tokens.shape}")
+    if offsets.ndim != 1 or offsets.size < 1 or not np.issubdtype(offsets.dtype, np.integer):
+        raise ValueError("doc_offsets must be a 1-D integer array of n_docs + 1 entries")
+    offsets = offsets.astype(np.int64, copy=False)
+    if offsets[0] != 0 or offsets[-1] != tokens.shape[0]:
+        raise ValueError(
+            f"doc_offsets must start at 0 and end at len(tokens)={tokens.shape[0]}, "
+            f"got {offsets[0]}..{offsets[-1]}"
+        )
+    if np.any(offsets[1:] < offsets[:-1]):
+        raise ValueError("doc_offsets must be non-decreasing")
+    if tokens.size and np.issubdtype(tokens.dtype, np.signedinteger) and tokens.min() < 0:
+        raise ValueError("token ids must be non-negative")
+    return tokens, offsets
+
+
+def search_arrays(
+    layout: np.ndarray, n_real: int, separator: int, max_id: int, backend: str
+) -> SearchArrays:
+    """Sort, pack and tabulate a separator-layout token array."""
+    sa = token_suffix_array(layout, separator, max_id, backend)
+    n_positions = int(layout.shape[0])
+    # The separator is the largest symbol, so separator suffixes are the tail: drop them.
+    if n_real < n_positions and layout[sa[n_real]] != separator:
+        raise RuntimeError("suffix array does not end with the separator suffixes")
+    bits = max(1, (n_positions - 1).bit_length())
+    words = kernels.pack_bits(sa[:n_real], bits)
+    del sa
+    layout = _read_only(layout)
+    words = _read_only(words)
+    ids, counts = kernels.continuations(words, bits, layout, 0, n_real, 0, separator)
+    starts = np.zeros(ids.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    return SearchArrays(layout, words, bits, n_real, separator, ids, starts)
+
+
+def build_corpus_arrays(
+    tokens: np.ndarray, doc_offsets: np.ndarray, backend: str
+) -> tuple[SearchArrays, np.ndarray]:
+    """Everything a full index stores; returns (search arrays, int64 doc offsets)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown suffix-array backend {backend!r}; choose one of {BACKENDS}")
+    tokens, offsets = check_inputs(tokens, doc_offsets)
+    max_id = int(tokens.max()) if tokens.size else 0
+    dtype = storage_dtype(max_id)
+    separator = int(np.iinfo(dtype).max)
+    layout = np.empty(tokens.shape[0] + offsets.shape[0] - 1, dtype=dtype)
+    kernels.interleave_separators(tokens, offsets, separator, layout)
+    return search_arrays(layout, int(tokens.shape[0]), separator, max_id, backend), offsets
+
+
+def build_sub_arrays(
+    parent: SearchArrays, doc_starts_local: np.ndarray, chosen_local: np.ndarray, backend: str
+) -> tuple[SearchArrays, np.ndarray]:
+    """Search arrays over some documents of `parent` (and their starts in the new layout)."""
+    layout, starts = kernels.gather_documents(parent.tokens, doc_starts_local, chosen_local)
+    n_real = int(layout.shape[0] - chosen_local.shape[0])
+    arrays = search_arrays(layout, n_real, parent.separator, parent.separator - 1, backend)
+    return arrays, starts
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """Read-only view: memory-mapped and freshly built arrays then share compiled kernels."""
+    view = array.view()
+    view.setflags(write=False)
+    return view

@@ -1,0 +1,268 @@
+"""CorpusIndex: which token sequences occur in the corpus, where, and what follows them.
+
+Structure: the tokens (a separator after each document) plus their suffix array,
+bit-packed, searched by numba binary searches. This beat the alternatives on the
+benchmark's numbers (see bench/index.py): build is the bare suffix sort plus linear passes,
+about 5 bytes per token with a 16-bit vocabulary, and a decode step is two binary searches
+inside the current range plus a gallop over its distinct next tokens.
+
+Coordinates: positions in and out of this API are *global corpus positions* (offsets into
+the concatenated documents, as in doc_offsets) and documents are global document indices,
+also for a restricted index. The separator layout is internal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from retrollm.index import kernels
+from retrollm.index.build import SearchArrays, build_corpus_arrays, build_sub_arrays
+from retrollm.index.state import State, StateBatch
+from retrollm.index.storage import load_arrays, save_arrays
+
+_EMPTY_IDS = np.zeros(0, dtype=np.int64)
+
+
+class CorpusIndex:
+    """Suffix-array index over token ids; built with `build`, or memory-mapped by `load`."""
+
+    def __init__(
+        self,
+        arrays: SearchArrays,
+        doc_offsets: np.ndarray,
+        doc_ids: np.ndarray,
+        doc_starts_local: np.ndarray,
+        tokenizer_fingerprint: str,
+        backend: str,
+        parent: CorpusIndex | None = None,
+    ) -> None:
+        """Internal; use build, load or restrict."""
+        self._arrays = arrays
+        self._doc_offsets = doc_offsets
+        self._doc_ids = doc_ids
+        self._doc_starts_local = doc_starts_local
+        self._doc_starts_global = doc_offsets[doc_ids]
+        self._parent = parent
+        self.tokenizer_fingerprint = tokenizer_fingerprint
+        self.backend = backend
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def build(
+        cls,
+        tokens: ArrayLike,
+        doc_offsets: ArrayLike,
+        backend: str = "pydivsufsort",
+        tokenizer_fingerprint: str = "",
+    ) -> CorpusIndex:
+        """Index documents given as concatenated ids plus offsets (n_docs + 1, empty ok)."""
+        arrays, offsets = build_corpus_arrays(np.asarray(tokens), np.asarray(doc_offsets), backend)
+        return cls._full(arrays, offsets, tokenizer_fingerprint, backend)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        expected_tokenizer_fingerprint: str | None = None,
+        verify: bool = False,
+    ) -> CorpusIndex:
+        """Memory-map a saved index (no full read). Raises IndexLoadError, naming the file,
+        if it is truncated, corrupt or (when a fingerprint is expected) from another
+        tokenizer. `verify` re-hashes every file, which does read it all."""
+        arrays, offsets, meta = load_arrays(Path(path), expected_tokenizer_fingerprint, verify)
+        return cls._full(arrays, offsets, meta["tokenizer_fingerprint"], meta["backend"])
+
+    @classmethod
+    def _full(
+        cls, arrays: SearchArrays, offsets: np.ndarray, fingerprint: str, backend: str
+    ) -> CorpusIndex:
+        n_docs = offsets.shape[0] - 1
+        starts_local = offsets + np.arange(n_docs + 1, dtype=np.int64)
+        doc_ids = np.arange(n_docs, dtype=np.int64)
+        return cls(arrays, offsets, doc_ids, starts_local, fingerprint, backend)
+
+    def save(self, path: str | Path) -> None:
+        """Write the index folder atomically. Restricted views are not saved (cheap to redo)."""
+        if self._parent is not None:
+            raise ValueError("a restricted index is a view; save the full index instead")
+        save_arrays(
+            Path(path), self._arrays, self._doc_offsets, self.tokenizer_fingerprint, self.backend
+        )
+
+    def restrict(self, doc_indices: ArrayLike) -> CorpusIndex:
+        """The same queries over some documents only (duplicates ignored).
+
+        Builds a small suffix array over just those documents, so queries cost what they
+        would on a tiny corpus. The view still speaks global coordinates: positions,
+        doc_of and extract use corpus positions and global document indices, doc_offsets
+        is the full corpus's, and doc_ids lists the documents it covers.
+        """
+        wanted = np.unique(np.asarray(doc_indices, dtype=np.int64).reshape(-1))
+        local = np.searchsorted(self._doc_ids, wanted)
+        if wanted.size and (
+            local[-1] >= self._doc_ids.shape[0] or np.any(self._doc_ids[local] != wanted)
+        ):
+            raise ValueError("restrict: document indices outside this index")
+        arrays, starts = build_sub_arrays(self._arrays, self._doc_starts_local, local, self.backend)
+        root = self._parent or self
+        return CorpusIndex(
+            arrays,
+            self._doc_offsets,
+            self._doc_ids[local],
+            starts,
+            self.tokenizer_fingerprint,
+            self.backend,
+            parent=root,
+        )
+
+    # ------------------------------------------------------------------- properties
+    @property
+    def n_tokens(self) -> int:
+        """Tokens in the covered documents (all of them unless restricted)."""
+        return self._arrays.n_suffixes
+
+    @property
+    def n_docs(self) -> int:
+        """Documents covered (all of them unless restricted)."""
+        return int(self._doc_ids.shape[0])
+
+    @property
+    def doc_offsets(self) -> np.ndarray:
+        """Global document offsets of the full corpus (also on a restricted view)."""
+        return self._doc_offsets
+
+    @property
+    def doc_ids(self) -> np.ndarray:
+        """Global indices of the covered documents, ascending."""
+        return self._doc_ids
+
+    # -------------------------------------------------------------- incremental API
+    def root(self) -> State:
+        """The empty prefix: every position of the covered documents."""
+        return State(0, self.n_tokens, 0)
+
+    def state(self, prefix: ArrayLike) -> State:
+        """State of a whole prefix in one call (dead if it does not occur)."""
+        pattern = _as_ids(prefix)
+        a = self._arrays
+        lo, hi = kernels.descend(
+            a.sa_words, a.sa_bits, a.tokens, a.first_ids, a.first_starts,
+            a.n_suffixes, pattern, a.separator,
+        )  # fmt: skip
+        return State(int(lo), int(hi), int(pattern.shape[0]))
+
+    def extend(self, states: State | StateBatch, token_ids: ArrayLike) -> StateBatch:
+        """Append token_ids[k] to state k (or to the one given state, for every token).
+
+        Vectorised for a decoder batch: one kernel call for all hypotheses. Dead states
+        and ids outside the vocabulary give dead states (empty range).
+        """
+        tokens = _as_ids(token_ids)
+        batch = StateBatch.repeat(states, tokens.shape[0]) if isinstance(states, State) else states
+        if len(batch) != tokens.shape[0]:
+            raise ValueError(f"extend: {len(batch)} states but {tokens.shape[0]} token ids")
+        a = self._arrays
+        lo, hi = kernels.extend_batch(
+            a.sa_words, a.sa_bits, a.tokens, a.first_ids, a.first_starts,
+            batch.lo, batch.hi, batch.depth, tokens, a.separator,
+        )  # fmt: skip
+        return StateBatch(lo, hi, batch.depth + 1)
+
+    def continuations(self, state: State) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct ids that follow the state's prefix (ascending, int64) and their counts.
+
+        A document's end is not a continuation.
+        """
+        a = self._arrays
+        if state.hi <= state.lo:
+            return _EMPTY_IDS.copy(), _EMPTY_IDS.copy()
+        if state.depth == 0:
+            return a.first_ids.copy(), np.diff(a.first_starts)
+        return kernels.continuations(
+            a.sa_words, a.sa_bits, a.tokens, state.lo, state.hi, state.depth, a.separator
+        )
+
+    def positions(self, state: State) -> np.ndarray:
+        """Global start positions of the state's prefix, ascending (int64)."""
+        return self._positions_and_docs(state)[0]
+
+    def positions_and_docs(self, state: State) -> tuple[np.ndarray, np.ndarray]:
+        """Global start positions (ascending) and their global document indices."""
+        positions, local_docs = self._positions_and_docs(state)
+        return positions, self._doc_ids[local_docs]
+
+    def _positions_and_docs(self, state: State) -> tuple[np.ndarray, np.ndarray]:
+        a = self._arrays
+        raw = kernels.unpack_range(a.sa_words, a.sa_bits, state.lo, max(state.lo, state.hi))
+        raw.sort()
+        return kernels.to_global(raw, self._doc_starts_local, self._doc_starts_global)
+
+    # ------------------------------------------------------------- pattern queries
+    def count(self, pattern: ArrayLike) -> int:
+        """Occurrences of a token sequence inside documents (empty pattern: n_tokens)."""
+        return self.state(pattern).count
+
+    def next_tokens(self, prefix: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct ids following `prefix` somewhere, ascending, with counts."""
+        return self.continuations(self.state(prefix))
+
+    def locate(self, pattern: ArrayLike) -> np.ndarray:
+        """Global start positions of a token sequence, ascending (int64)."""
+        return self.positions(self.state(pattern))
+
+    # ---------------------------------------------------------------- corpus access
+    def doc_of(self, positions: ArrayLike) -> np.ndarray:
+        """Global document index of each global position (int64, same shape)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        total = int(self._doc_offsets[-1])
+        if pos.size and (pos.min() < 0 or pos.max() >= total):
+            raise ValueError(f"doc_of: positions must lie in [0, {total})")
+        return np.searchsorted(self._doc_offsets, pos, side="right") - 1
+
+    def extract(self, start: int, end: int) -> np.ndarray:
+        """Token ids of global positions [start, end), across documents if asked (int64)."""
+        if self._parent is not None:
+            return self._parent.extract(start, end)
+        total = int(self._doc_offsets[-1])
+        if not 0 <= start <= end <= total:
+            raise ValueError(f"extract: need 0 <= start <= end <= {total}, got {start}, {end}")
+        if start == end:
+            return _EMPTY_IDS.copy()
+        first, last = self.doc_of([start, end - 1])
+        layout = self._arrays.tokens[start + first : end + last]
+        # Documents first..last-1 each leave one separator inside the slice; drop them.
+        separators = self._doc_starts_local[first + 1 : last + 1] - 1 - (start + first)
+        return np.delete(layout, separators).astype(np.int64)
+
+    def __repr__(self) -> str:
+        kind = "restricted " if self._parent is not None else ""
+        return (
+            f"<{kind}CorpusIndex {self.n_tokens} tokens, {self.n_docs} docs, "
+            f"backend={self.backend}, tokenizer={self.tokenizer_fingerprint!r}>"
+        )
+
+    def info(self) -> dict[str, Any]:
+        """Sizes for logs and manifests."""
+        a = self._arrays
+        return {
+            "n_tokens": self.n_tokens,
+            "n_docs": self.n_docs,
+            "n_distinct_tokens": int(a.first_ids.shape[0]),
+            "token_dtype": a.tokens.dtype.name,
+            "sa_bits": a.sa_bits,
+            "backend": self.backend,
+            "tokenizer_fingerprint": self.tokenizer_fingerprint,
+        }
+
+
+def _as_ids(values: ArrayLike | Iterable[int]) -> np.ndarray:
+    """Token ids as a 1-D int64 array (the kernels' only signature)."""
+    ids = np.asarray(values, dtype=np.int64)
+    if ids.ndim != 1:
+        raise ValueError(f"expected a 1-D sequence of token ids, got shape {ids.shape}")
+    return ids
