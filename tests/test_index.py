@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from retrollm.index import BACKENDS, CorpusIndex, IndexLoadError, State, StateBatch
+from retrollm.index import build as build_module
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -95,6 +96,25 @@ def test_queries_match_brute_force_on_both_backends(corpus, seed) -> None:
     first, second = (index._arrays for index in indexes)
     for field in ("tokens", "sa_words", "first_ids", "first_starts"):
         assert np.array_equal(getattr(first, field), getattr(second, field)), field
+
+
+@SETTINGS
+@given(corpora(), st.integers(0, 2**32 - 1))
+def test_follow_cache_gives_the_same_answers(corpus, seed) -> None:
+    """Force the frequent-prefix continuation cache on, and compare with brute force."""
+    tokens, offsets, docs = corpus
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(build_module, "FOLLOW_CACHE_MIN_COUNT", 1)
+        patch.setattr(build_module, "FOLLOW_CACHE_BYTES_PER_TOKEN", 100.0)
+        index = CorpusIndex.build(tokens, offsets)
+    assert index._arrays.follow_ids.shape[0] == len(
+        {pair for d in docs for pair in itertools.pairwise(d)}
+    )
+    assert_matches(index, docs, candidate_patterns(tokens, np.random.default_rng(seed)))
+    with tempfile.TemporaryDirectory() as folder:
+        index.save(Path(folder) / "index")
+        loaded = CorpusIndex.load(Path(folder) / "index")
+        assert_matches(loaded, docs, candidate_patterns(tokens, np.random.default_rng(seed)))
 
 
 @SETTINGS

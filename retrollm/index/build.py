@@ -15,6 +15,11 @@ import numpy as np
 from retrollm.index import kernels
 from retrollm.index.suffix_array import BACKENDS, token_suffix_array
 
+# The follow cache may use this much disk per corpus token, on one-token prefixes seen at
+# least FOLLOW_CACHE_MIN_COUNT times (below that, galloping takes well under a millisecond).
+FOLLOW_CACHE_BYTES_PER_TOKEN = 0.25
+FOLLOW_CACHE_MIN_COUNT = 4096
+
 # Stored token widths; the separator is the largest value of the chosen one.
 TOKEN_DTYPES: tuple[np.dtype, ...] = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
 
@@ -30,6 +35,10 @@ class SearchArrays:
     separator: int
     first_ids: np.ndarray  # int64, ascending distinct ids
     first_starts: np.ndarray  # int64, len(first_ids) + 1 block starts
+    # Continuations of the most frequent one-token prefixes, precomputed (see follow_cache).
+    follow_starts: np.ndarray  # int64, len(first_ids) + 1; an empty slice = not cached
+    follow_ids: np.ndarray  # token dtype
+    follow_counts: np.ndarray  # uint32 (int64 beyond 2**32 tokens)
 
 
 def storage_dtype(max_id: int) -> np.dtype:
@@ -62,7 +71,12 @@ def check_inputs(tokens: np.ndarray, doc_offsets: np.ndarray) -> tuple[np.ndarra
 
 
 def search_arrays(
-    layout: np.ndarray, n_real: int, separator: int, max_id: int, backend: str
+    layout: np.ndarray,
+    n_real: int,
+    separator: int,
+    max_id: int,
+    backend: str,
+    cache_bytes_per_token: float = 0.0,
 ) -> SearchArrays:
     """Sort, pack and tabulate a separator-layout token array."""
     sa = token_suffix_array(layout, separator, max_id, backend)
@@ -78,7 +92,55 @@ def search_arrays(
     ids, counts = kernels.continuations(words, bits, layout, 0, n_real, 0, separator)
     starts = np.zeros(ids.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
-    return SearchArrays(layout, words, bits, n_real, separator, ids, starts)
+    follow = follow_cache(layout, words, bits, separator, starts, cache_bytes_per_token)
+    return SearchArrays(layout, words, bits, n_real, separator, ids, starts, *follow)
+
+
+def follow_cache(
+    layout: np.ndarray,
+    words: np.ndarray,
+    bits: int,
+    separator: int,
+    first_starts: np.ndarray,
+    bytes_per_token: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Continuations of the most frequent one-token prefixes, within a disk budget.
+
+    Listing what follows a very frequent token costs one random read per distinct
+    follower (tens of milliseconds for a token with 30k of them), and a clue starting
+    with such a token hits exactly that on its second step. Caching the biggest ones
+    turns the worst decode steps into a copy.
+    """
+    n_real = int(first_starts[-1])
+    count_dtype = np.dtype(np.uint32 if n_real < 2**32 else np.int64)
+    entry_bytes = layout.dtype.itemsize + count_dtype.itemsize
+    budget = int(n_real * bytes_per_token / entry_bytes)
+    first_counts = np.diff(first_starts)
+    cached: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for j in np.argsort(-first_counts, kind="stable") if budget > 0 else ():
+        if first_counts[j] < FOLLOW_CACHE_MIN_COUNT:
+            break
+        ids, counts = kernels.continuations(
+            words, bits, layout, first_starts[j], first_starts[j + 1], 1, separator
+        )
+        if budget < ids.shape[0]:
+            break
+        budget -= ids.shape[0]
+        cached[int(j)] = (ids, counts)
+    lengths = np.zeros(first_counts.shape[0], dtype=np.int64)
+    for j, (ids, _) in cached.items():
+        lengths[j] = ids.shape[0]
+    starts = np.zeros(first_counts.shape[0] + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    in_id_order = [cached[j] for j in sorted(cached)]
+    none = np.zeros(0, dtype=np.int64)
+    ids_out = np.concatenate([ids for ids, _ in in_id_order] or [none])
+    counts_out = np.concatenate([counts for _, counts in in_id_order] or [none])
+    return (
+        _read_only(starts),
+        _read_only(ids_out.astype(layout.dtype)),
+        _read_only(counts_out.astype(count_dtype)),
+    )
 
 
 def build_corpus_arrays(
@@ -93,7 +155,10 @@ def build_corpus_arrays(
     separator = int(np.iinfo(dtype).max)
     layout = np.empty(tokens.shape[0] + offsets.shape[0] - 1, dtype=dtype)
     kernels.interleave_separators(tokens, offsets, separator, layout)
-    return search_arrays(layout, int(tokens.shape[0]), separator, max_id, backend), offsets
+    arrays = search_arrays(
+        layout, int(tokens.shape[0]), separator, max_id, backend, FOLLOW_CACHE_BYTES_PER_TOKEN
+    )
+    return arrays, offsets
 
 
 def build_sub_arrays(

@@ -183,6 +183,14 @@ class CorpusIndex:
             return _EMPTY_IDS.copy(), _EMPTY_IDS.copy()
         if state.depth == 0:
             return a.first_ids.copy(), np.diff(a.first_starts)
+        if state.depth == 1:
+            j = int(np.searchsorted(a.first_starts, state.lo, side="right")) - 1
+            begin, end = int(a.follow_starts[j]), int(a.follow_starts[j + 1])
+            if end > begin:
+                return (
+                    a.follow_ids[begin:end].astype(np.int64),
+                    a.follow_counts[begin:end].astype(np.int64),
+                )
         return kernels.continuations(
             a.sa_words, a.sa_bits, a.tokens, state.lo, state.hi, state.depth, a.separator
         )

@@ -27,6 +27,11 @@ SUFFIX_ARRAY = "suffix_array.npy"
 DOC_OFFSETS = "doc_offsets.npy"
 FIRST_IDS = "first_ids.npy"
 FIRST_STARTS = "first_starts.npy"
+FOLLOW_STARTS = "follow_starts.npy"
+FOLLOW_IDS = "follow_ids.npy"
+FOLLOW_COUNTS = "follow_counts.npy"
+ALL_FILES = {TOKENS, SUFFIX_ARRAY, DOC_OFFSETS, FIRST_IDS, FIRST_STARTS}
+ALL_FILES |= {FOLLOW_STARTS, FOLLOW_IDS, FOLLOW_COUNTS}
 
 
 class IndexLoadError(ValueError):
@@ -49,6 +54,9 @@ def save_arrays(
             DOC_OFFSETS: doc_offsets,
             FIRST_IDS: arrays.first_ids,
             FIRST_STARTS: arrays.first_starts,
+            FOLLOW_STARTS: arrays.follow_starts,
+            FOLLOW_IDS: arrays.follow_ids,
+            FOLLOW_COUNTS: arrays.follow_counts,
         }
         for name, array in payload.items():
             np.save(tmp / name, np.ascontiguousarray(array))
@@ -62,6 +70,8 @@ def save_arrays(
             "n_docs": int(doc_offsets.shape[0] - 1),
             "n_positions": int(arrays.tokens.shape[0]),
             "n_distinct_tokens": int(arrays.first_ids.shape[0]),
+            "n_follow": int(arrays.follow_ids.shape[0]),
+            "follow_count_dtype": arrays.follow_counts.dtype.name,
             "tokenizer_fingerprint": fingerprint,
             "backend": backend,
             "files": {name: _describe(tmp / name) for name in payload},
@@ -97,6 +107,10 @@ def load_arrays(
     offsets = np.array(_map(path / DOC_OFFSETS, "int64", (n_docs + 1,)))
     first_ids = np.array(_map(path / FIRST_IDS, "int64", (n_first,)))
     first_starts = np.array(_map(path / FIRST_STARTS, "int64", (n_first + 1,)))
+    follow_starts = np.array(_map(path / FOLLOW_STARTS, "int64", (n_first + 1,)))
+    n_follow = meta["n_follow"]
+    follow_ids = _map(path / FOLLOW_IDS, meta["token_dtype"], (n_follow,))
+    follow_counts = _map(path / FOLLOW_COUNTS, meta["follow_count_dtype"], (n_follow,))
     separator = int(meta["separator"])
     consistent = (
         offsets[0] == 0
@@ -104,13 +118,15 @@ def load_arrays(
         and bool(np.all(offsets[1:] >= offsets[:-1]))
         and n_positions == n_tokens + n_docs
         and first_starts[-1] == n_tokens
+        and follow_starts[-1] == n_follow
         and (n_positions == 0 or int(tokens[-1]) == separator)
     )
     if not consistent:
         raise IndexLoadError(f"{path}: index arrays are inconsistent with {META} (corrupt index)")
     arrays = SearchArrays(
-        tokens, words, int(meta["sa_bits"]), n_tokens, separator, first_ids, first_starts
-    )
+        tokens, words, int(meta["sa_bits"]), n_tokens, separator, first_ids, first_starts,
+        follow_starts, follow_ids, follow_counts,
+    )  # fmt: skip
     return arrays, offsets, meta
 
 
@@ -136,7 +152,8 @@ def _read_meta(path: Path) -> dict[str, Any]:
         raise IndexLoadError(f"{meta_file}: unreadable index meta ({error})") from error
     required = {
         "format", "format_version", "token_dtype", "separator", "sa_bits", "n_tokens",
-        "n_docs", "n_positions", "n_distinct_tokens", "tokenizer_fingerprint", "files",
+        "n_docs", "n_positions", "n_distinct_tokens", "n_follow", "follow_count_dtype",
+        "tokenizer_fingerprint", "files",
     }  # fmt: skip
     if not isinstance(meta, dict) or not required <= meta.keys():
         raise IndexLoadError(f"{meta_file}: not a corpus index meta file (fields missing)")
@@ -145,8 +162,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
             f"{meta_file}: unsupported index format {meta['format']!r} "
             f"version {meta['format_version']!r} (this code reads {FORMAT} v{FORMAT_VERSION})"
         )
-    expected_files = {TOKENS, SUFFIX_ARRAY, DOC_OFFSETS, FIRST_IDS, FIRST_STARTS}
-    if set(meta["files"]) != expected_files:
+    if set(meta["files"]) != ALL_FILES:
         raise IndexLoadError(f"{meta_file}: file list does not match the index format")
     return meta
 
