@@ -1,0 +1,256 @@
+"""Stage evaluate: one method on one dataset's answerable test sample.
+
+    python -m stages.evaluate DATASET METHOD
+
+METHOD names an entry of `evaluate.methods` or `evaluate.adapter_methods` (the latter need
+the trained adapter; dvc.yaml keeps them apart so baselines do not wait for training).
+Output data/eval/DATASET/METHOD/: predictions.msgpack (every Prediction, traces kept),
+predictions.jsonl (the first few, for people), metrics.json (aggregate), manifest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from retrollm.artifacts import atomic_dir, read_manifest, write_json, write_manifest, write_records
+from retrollm.baselines import BaselineConfig, run_baseline
+from retrollm.evaluation import ResumeFile, resume_key, run_checkpointed, select_questions
+from retrollm.metrics import aggregate, score
+from retrollm.qa import load_qa
+from schemas.manifest import InputRef, Manifest
+from schemas.prediction import Prediction
+from stages.common import Paths, StageParams, load_params, load_paths, load_yaml, run_stage
+
+EVAL_SCHEMA = "eval"
+EVAL_VERSION = 1
+Kind = Literal["retrollm", "direct", "rag-bm25", "rag-dense"]
+
+
+class MethodSpec(StageParams):
+    """One evaluated method: which engine runs it and what it overrides."""
+
+    kind: Kind = Field(description="retrollm (the decoder), direct, rag-bm25 or rag-dense.")
+    adapter: bool = Field(False, description="Load the trained LoRA adapter over the base LM.")
+    decode: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Overrides of the `decode:` section (strategy, ablation switches, ...).",
+    )
+
+    @model_validator(mode="after")
+    def _decode_only_for_retrollm(self) -> MethodSpec:
+        if self.decode and self.kind != "retrollm":
+            raise ValueError(f"decode overrides apply to kind retrollm only, not {self.kind}")
+        return self
+
+
+class DenseParams(StageParams):
+    """The bi-encoder behind the rag-dense baseline."""
+
+    model: Path = Field(Path("data/assets/biencoder"), description="sentence-transformers folder.")
+    batch_size: int = Field(64, ge=1, description="Documents embedded together.")
+
+
+class EvaluateParams(StageParams):
+    """The `evaluate:` section of params.yaml."""
+
+    datasets: list[str] = Field(description="prepare_qa datasets; dvc.yaml's matrix reads it.")
+    split: Literal["train", "test"] = Field("test", description="Split to evaluate on.")
+    answerable_only: bool = Field(
+        True, description="Only questions with a gold answer in the corpus (DESIGN.md)."
+    )
+    limit: int | None = Field(
+        None, ge=1, description="Questions sampled per dataset (same sample for every method)."
+    )
+    seed: int = Field(0, description="Seed of the question sample.")
+    threads: int = Field(2, ge=1, description="torch CPU threads.")
+    chunk_size: int = Field(16, ge=1, description="Questions per checkpoint (resume unit).")
+    excerpt: int = Field(20, ge=0, description="Predictions copied to predictions.jsonl.")
+    resume_dir: Path = Field(
+        Path("data/.resume/eval"), description="Checkpoints of unfinished runs (not a DVC out)."
+    )
+    model_dtype: Literal["float32", "bfloat16"] = Field("float32", description="Baseline LM dtype.")
+    baselines: BaselineConfig = Field(default_factory=BaselineConfig)
+    dense: DenseParams = Field(default_factory=DenseParams)
+    methods: dict[str, MethodSpec] = Field(description="Methods that need no training.")
+    adapter_methods: dict[str, MethodSpec] = Field(
+        default_factory=dict, description="Methods over the trained adapter (after train)."
+    )
+
+    @model_validator(mode="after")
+    def _adapter_split(self) -> EvaluateParams:
+        wrong = [n for n, s in self.methods.items() if s.adapter]
+        wrong += [n for n, s in self.adapter_methods.items() if not s.adapter]
+        if wrong:
+            raise ValueError(
+                f"{wrong}: methods with adapter: true belong in adapter_methods (and only "
+                "those), so DVC makes exactly them depend on the train stage"
+            )
+        if both := set(self.methods) & set(self.adapter_methods):
+            raise ValueError(f"{sorted(both)}: named in both methods and adapter_methods")
+        return self
+
+    def spec(self, method: str) -> MethodSpec:
+        found = self.methods.get(method) or self.adapter_methods.get(method)
+        if found is None:
+            known = ", ".join([*self.methods, *self.adapter_methods])
+            raise SystemExit(f"evaluate: unknown method {method!r} (known: {known})")
+        return found
+
+
+def _ref(folder: Path) -> InputRef:
+    manifest = read_manifest(folder)
+    return InputRef(
+        path=str(folder), schema_name=manifest.schema_name, fingerprint=manifest.fingerprint
+    )
+
+
+def _inputs(kind: Kind, spec: MethodSpec, paths: Paths, dataset: str) -> dict[str, Path]:
+    """The artifacts a method reads; each one's manifest is checked and recorded."""
+    inputs = {"qa": paths.qa / dataset, "model": paths.model}
+    if kind.startswith("rag"):
+        inputs |= {"corpus": paths.corpus, "tokens": paths.tokens}
+    if kind == "retrollm":
+        inputs |= {"corpus": paths.corpus, "tokens": paths.tokens, "index": paths.index}
+        inputs |= {"splade": paths.splade}
+    if spec.adapter:
+        inputs["adapter"] = paths.adapter
+    return inputs
+
+
+def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Paths):  # type: ignore[no-untyped-def]
+    """Load what the method needs once and return questions -> predictions."""
+    if spec.kind == "retrollm":
+        from retrollm.decoding import DecodeConfig, RetroLLM
+
+        base = load_params("decode", DecodeConfig)
+        config = DecodeConfig.model_validate(base.model_dump() | spec.decode)
+        adapter = paths.adapter if spec.adapter else None
+        decoder = RetroLLM.from_artifacts(paths, config, adapter=adapter)
+
+        def answer(questions: Sequence[Any]) -> list[Prediction]:
+            made = decoder.answer(list(questions))
+            return [p.model_copy(update={"method": method}) for p in made]
+
+        return answer
+
+    import numpy as np
+
+    from retrollm.models import load_causal_lm
+
+    model, tokenizer = load_causal_lm(paths.model, params.model_dtype)
+    config = params.baselines
+    search = formatter = None
+    if spec.kind != "direct":
+        from retrollm.baselines import PassageFormatter
+        from retrollm.corpus import load_corpus
+
+        corpus = load_corpus(paths.corpus)
+        offsets = np.load(paths.tokens / "doc_offsets.npy", mmap_mode="r")
+        formatter = PassageFormatter(tokenizer, corpus, offsets, config.max_passage_tokens)
+        search = _search_fn(spec.kind, [r.contents for r in corpus], params)
+    kind = "direct" if spec.kind == "direct" else "rag"
+
+    def answer(questions: Sequence[Any]) -> list[Prediction]:
+        made: list[Prediction] = []
+        for lo in range(0, len(questions), config.batch_size):
+            batch = questions[lo : lo + config.batch_size]
+            made += run_baseline(method, kind, batch, model, tokenizer, config, search, formatter)
+        return made
+
+    return answer
+
+
+def _search_fn(kind: Kind, texts: list[str], params: EvaluateParams):  # type: ignore[no-untyped-def]
+    if kind == "rag-bm25":
+        from retrollm.retrieval.bm25 import BM25Retriever
+
+        retriever = BM25Retriever.build(texts)
+    else:
+        from retrollm.retrieval.dense import DenseRetriever
+
+        retriever = DenseRetriever.build(
+            params.dense.model, texts, batch_size=params.dense.batch_size
+        )
+    return retriever.search
+
+
+def evaluate(dataset: str, method: str) -> dict[str, int]:
+    params = load_params("evaluate", EvaluateParams)
+    paths = load_paths()
+    spec = params.spec(method)
+    torch.set_num_threads(params.threads)
+    inputs = {
+        name: _ref(folder) for name, folder in _inputs(spec.kind, spec, paths, dataset).items()
+    }
+    records = load_qa(paths.qa / dataset, params.split)
+    questions = select_questions(records, params.limit, params.seed, params.answerable_only)
+    section = load_yaml().get("decode") if spec.kind == "retrollm" else None
+    stage_params = params.model_dump(mode="json", exclude={"methods", "adapter_methods"})
+    stage_params |= {"method": method, "spec": spec.model_dump(mode="json"), "decode": section}
+    key = resume_key(
+        {
+            "params": stage_params,
+            "inputs": {k: v.fingerprint for k, v in inputs.items()},
+            "questions": [q.id for q in questions],
+        }
+    )
+    resume = ResumeFile(params.resume_dir / dataset / method, key)
+
+    start = time.perf_counter()
+    answer = _answer_fn(method, spec, params, paths)
+    setup_s = time.perf_counter() - start
+    predictions, resumed = run_checkpointed(
+        questions, answer, resume, params.chunk_size, desc=f"{dataset}/{method}"
+    )
+    result = aggregate([score(p) for p in predictions])
+    metrics = {"dataset": dataset, "method": method, "kind": spec.kind, "adapter": spec.adapter}
+    metrics |= result.model_dump() | {
+        "answerable": sum(bool(r.answerable) for r in records),
+        "split_size": len(records),
+        "setup_s": round(setup_s, 2),
+        "resumed": resumed,
+    }
+    with atomic_dir(paths.eval / dataset / method) as out:
+        write_records(out / "predictions.msgpack", predictions)
+        with open(out / "predictions.jsonl", "w") as handle:
+            for prediction in predictions[: params.excerpt]:
+                handle.write(prediction.model_dump_json() + "\n")
+        write_json(out / "metrics.json", metrics)
+        write_manifest(
+            out,
+            Manifest(
+                schema_name=EVAL_SCHEMA,
+                schema_version=EVAL_VERSION,
+                stage="evaluate",
+                params=stage_params,
+                inputs=inputs,
+                counts={"predictions": len(predictions), "resumed": resumed},
+                extra={"question_ids_sha256": resume_key({"ids": [q.id for q in questions]})},
+            ),
+        )
+    resume.clear()
+    print(
+        f"[evaluate] {dataset}/{method}: acc {result.acc:.1f} em {result.em:.1f} "
+        f"f1 {result.f1:.1f} tokens {result.tokens:.0f} latency {result.latency_ms:.0f} ms",
+        flush=True,
+    )
+    return {"questions": len(predictions), "resumed": resumed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset")
+    parser.add_argument("method")
+    args = parser.parse_args()
+    run_stage(f"evaluate {args.dataset}/{args.method}", lambda: evaluate(args.dataset, args.method))
+
+
+if __name__ == "__main__":
+    main()

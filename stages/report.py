@@ -1,0 +1,209 @@
+"""Stage report: every evaluate output in one table, headline metrics and plots.
+
+    python -m stages.report
+
+Reads data/eval/*/*/metrics.json; writes data/report/: results.md (dataset x method),
+metrics.json (headline numbers, registered as DVC metrics, so `dvc exp show` lists them),
+acc_vs_tokens.csv (a DVC plot source), acc_vs_tokens.png and train_loss.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+import matplotlib.pyplot as plt
+from pydantic import Field
+
+from retrollm.artifacts import atomic_dir, write_json, write_manifest
+from schemas.manifest import Manifest
+from stages.common import StageParams, load_params, load_paths, run_stage
+
+REPORT_SCHEMA = "report"
+REPORT_VERSION = 1
+COLUMNS = (  # (key in metrics.json, header, format)
+    ("acc", "Acc", "{:.1f}"),
+    ("em", "EM", "{:.1f}"),
+    ("f1", "F1", "{:.1f}"),
+    ("tokens", "Tok", "{:.0f}"),
+    ("latency_ms", "Latency (ms)", "{:.0f}"),
+    ("r1", "R@1", "{:.1f}"),
+    ("r5", "R@5", "{:.1f}"),
+    ("well_formed", "Well-formed %", "{:.0f}"),
+    ("n", "n", "{}"),
+)
+
+
+class ReportParams(StageParams):
+    """The `report:` section of params.yaml."""
+
+    method_order: list[str] = Field(
+        default_factory=list, description="Row order of methods; unlisted ones follow, sorted."
+    )
+    headline: list[str] = Field(
+        ["acc", "f1", "tokens"], description="Metrics per dataset/method in metrics.json."
+    )
+    full_method: str = Field("retrollm-lora", description="The method the targets are about.")
+    rag_methods: list[str] = Field(["rag-bm25", "rag-dense"], description="Naive RAG rows.")
+    ablations: list[str] = Field(default_factory=list, description="Rows expected below full.")
+    train_log: Path = Field(
+        Path("data/models/adapter/dvclive"), description="The train stage's dvclive folder."
+    )
+
+
+def load_results(eval_dir: Path) -> list[dict[str, Any]]:
+    """Every evaluate output's metrics.json (one per dataset x method)."""
+    return [json.loads(p.read_text()) for p in sorted(Path(eval_dir).glob("*/*/metrics.json"))]
+
+
+def _ordered(results: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(
+        results, key=lambda r: (r["dataset"], rank.get(r["method"], len(rank)), r["method"])
+    )
+
+
+def markdown_table(results: list[dict[str, Any]]) -> str:
+    head = ["Dataset", "Method", *(header for _, header, _ in COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        cells = [r["dataset"], r["method"], *(fmt.format(r[key]) for key, _, fmt in COLUMNS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def target_lines(results: list[dict[str, Any]], params: ReportParams) -> list[str]:
+    """The issue's targets, checked per dataset: full beats the best naive RAG on Acc with
+    at most half its tokens, and every ablation scores below the full method."""
+    lines = []
+    for dataset in sorted({r["dataset"] for r in results}):
+        rows = {r["method"]: r for r in results if r["dataset"] == dataset}
+        full = rows.get(params.full_method)
+        rags = [rows[m] for m in params.rag_methods if m in rows]
+        if full is None or not rags:
+            continue
+        best = max(rags, key=lambda r: r["acc"])
+        ok_acc = full["acc"] > best["acc"]
+        ok_tok = full["tokens"] <= best["tokens"] / 2
+        lines.append(
+            f"- {dataset}: {params.full_method} Acc {full['acc']:.1f} vs best naive RAG "
+            f"({best['method']}) {best['acc']:.1f} -> {'met' if ok_acc else 'MISSED'}; "
+            f"tokens {full['tokens']:.0f} vs {best['tokens']:.0f} "
+            f"(ratio {full['tokens'] / max(best['tokens'], 1e-9):.2f}, "
+            f"{'met' if ok_tok else 'MISSED'})"
+        )
+        for name in params.ablations:
+            if name in rows:
+                below = rows[name]["acc"] < full["acc"]
+                lines.append(
+                    f"  - ablation {name}: Acc {rows[name]['acc']:.1f} "
+                    f"{'<' if below else '>='} {full['acc']:.1f} -> {'met' if below else 'MISSED'}"
+                )
+    return lines
+
+
+def results_markdown(results: list[dict[str, Any]], params: ReportParams) -> str:
+    ci = max((r.get("acc_ci95", 0.0) for r in results), default=0.0)
+    parts = [
+        "# Results\n",
+        "Answerable test questions (a gold answer occurs in the corpus), the same sample for "
+        "every method of a dataset. Acc/EM/F1/R@k in percent; Tok = input + output tokens "
+        "per question; latency = wall time per question (batch time shared), noisy on a "
+        f"shared CPU. Acc 95% interval half width up to {ci:.1f} points at these n.\n",
+        markdown_table(results),
+    ]
+    if targets := target_lines(results, params):
+        parts += ["\n## Targets\n", "\n".join(targets) + "\n"]
+    return "\n".join(parts)
+
+
+def write_acc_vs_tokens(results: list[dict[str, Any]], csv_path: Path, png_path: Path) -> None:
+    fields = ["dataset", "method", "tokens", "acc", "em", "f1"]
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for r in results:
+            writer.writerow(
+                {k: (round(r[k], 3) if isinstance(r[k], float) else r[k]) for k in fields}
+            )
+    datasets = sorted({r["dataset"] for r in results}) or ["(none)"]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for r in (r for r in results if r["dataset"] == dataset):
+            ax.scatter(r["tokens"], r["acc"], label=r["method"])
+            ax.annotate(
+                r["method"],
+                (r["tokens"], r["acc"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        ax.set(title=dataset, xlabel="tokens per question", ylabel="Acc (%)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+
+
+def read_loss(train_log: Path) -> list[tuple[float, float]]:
+    """(step, loss) rows from dvclive's plots/metrics/**/*loss*.tsv (first such file)."""
+    for path in sorted(Path(train_log).glob("plots/metrics/**/*loss*.tsv")):
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+        if rows:
+            value = next(k for k in rows[0] if k not in ("step", "timestamp"))
+            return [(float(r["step"]), float(r[value])) for r in rows]
+    return []
+
+
+def write_loss_plot(points: list[tuple[float, float]], png_path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    if points:
+        ax.plot([s for s, _ in points], [v for _, v in points])
+    else:
+        ax.text(0.5, 0.5, "no training log found", ha="center", va="center")
+    ax.set(title="training loss", xlabel="step", ylabel="loss")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+
+
+def build_report(eval_dir: Path, out_dir: Path, params: ReportParams) -> dict[str, int]:
+    """Write the report folder from the evaluate outputs under `eval_dir`."""
+    results = _ordered(load_results(eval_dir), params.method_order)
+    headline: dict[str, dict[str, dict[str, float]]] = {}
+    for r in results:
+        row = {k: round(float(r[k]), 2) for k in params.headline}
+        headline.setdefault(r["dataset"], {})[r["method"]] = row
+    loss = read_loss(params.train_log)
+    with atomic_dir(out_dir) as out:
+        (out / "results.md").write_text(results_markdown(results, params))
+        write_json(out / "metrics.json", headline)
+        write_json(out / "results.json", results)
+        write_acc_vs_tokens(results, out / "acc_vs_tokens.csv", out / "acc_vs_tokens.png")
+        write_loss_plot(loss, out / "train_loss.png")
+        write_manifest(
+            out,
+            Manifest(
+                schema_name=REPORT_SCHEMA,
+                schema_version=REPORT_VERSION,
+                stage="report",
+                params=params.model_dump(mode="json"),
+                counts={"rows": len(results), "loss_points": len(loss)},
+            ),
+        )
+    return {"rows": len(results), "loss_points": len(loss)}
+
+
+def report() -> dict[str, int]:
+    paths = load_paths()
+    return build_report(paths.eval, paths.report, load_params("report", ReportParams))
+
+
+if __name__ == "__main__":
+    run_stage("report", report)

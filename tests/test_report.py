@@ -1,0 +1,89 @@
+"""The report stage from hand-made evaluate outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from retrollm.metrics import Aggregate
+from stages.report import ReportParams, build_report
+
+
+def _metrics(dataset: str, method: str, acc: float, tokens: float) -> dict:
+    aggregate = Aggregate(
+        n=50, acc=acc, em=acc / 2, f1=acc * 0.8, r1=30.0, r5=60.0, tokens=tokens,
+        tokens_in=tokens - 10, tokens_out=10, latency_ms=500.0, questions_per_min=120.0,
+        well_formed=96.0, acc_ci95=13.6, status={"ok": 50},
+    )  # fmt: skip
+    return {"dataset": dataset, "method": method} | aggregate.model_dump()
+
+
+def _write(eval_dir: Path, rows: list[dict]) -> None:
+    for row in rows:
+        folder = eval_dir / row["dataset"] / row["method"]
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(row))
+
+
+def _dvclive(folder: Path) -> None:
+    path = folder / "plots" / "metrics" / "train" / "loss.tsv"
+    path.parent.mkdir(parents=True)
+    path.write_text("timestamp\tstep\tloss\n1\t0\t3.5\n2\t1\t2.5\n3\t2\t2.0\n")
+
+
+def test_report_table_metrics_plots_and_targets(tmp_path: Path) -> None:
+    rows = [
+        _metrics("nq", "rag-bm25", 30.0, 800),
+        _metrics("nq", "direct", 10.0, 60),
+        _metrics("nq", "retrollm-lora", 35.0, 300),
+        _metrics("nq", "no-clue-expansion", 36.0, 280),
+        _metrics("triviaqa", "rag-dense", 40.0, 900),
+        _metrics("triviaqa", "retrollm-lora", 38.0, 500),
+    ]
+    _write(tmp_path / "eval", rows)
+    _dvclive(tmp_path / "log")
+    params = ReportParams(
+        method_order=["direct", "rag-bm25", "rag-dense", "retrollm-lora"],
+        ablations=["no-clue-expansion"],
+        train_log=tmp_path / "log",
+    )
+    counts = build_report(tmp_path / "eval", tmp_path / "report", params)
+    assert counts == {"rows": 6, "loss_points": 3}
+    out = tmp_path / "report"
+
+    table = (out / "results.md").read_text()
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    assert lines[0].startswith("| Dataset | Method | Acc | EM | F1 | Tok | Latency (ms) | R@1")
+    body = [line.split(" | ")[:3] for line in lines[1:]]
+    assert [cells[1] for cells in body] == [
+        "direct", "rag-bm25", "retrollm-lora", "no-clue-expansion", "rag-dense", "retrollm-lora"
+    ]  # fmt: skip
+    assert "| nq | rag-bm25 | 30.0 | 15.0 | 24.0 | 800 | 500 | 30.0 | 60.0 | 96 | 50 |" in table
+    # Targets: nq Acc met (35 > 30), tokens met (300 <= 400), ablation missed (36 >= 35);
+    # triviaqa Acc missed (38 < 40), tokens missed (500 > 450).
+    assert "nq: retrollm-lora Acc 35.0 vs best naive RAG (rag-bm25) 30.0 -> met" in table
+    assert "ratio 0.38, met" in table
+    assert "ablation no-clue-expansion: Acc 36.0 >= 35.0 -> MISSED" in table
+    assert "triviaqa: retrollm-lora Acc 38.0 vs best naive RAG (rag-dense) 40.0 -> MISSED" in table
+
+    headline = json.loads((out / "metrics.json").read_text())
+    assert headline["nq"]["retrollm-lora"] == {"acc": 35.0, "f1": 28.0, "tokens": 300.0}
+    assert set(headline["triviaqa"]) == {"rag-dense", "retrollm-lora"}
+
+    with open(out / "acc_vs_tokens.csv") as handle:
+        plotted = list(csv.DictReader(handle))
+    assert len(plotted) == 6 and plotted[0]["method"] == "direct"
+    assert float(plotted[0]["tokens"]) == 60 and float(plotted[0]["acc"]) == 10
+    for name in ("acc_vs_tokens.png", "train_loss.png", "manifest.json", "results.json"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_report_without_results_or_training_log_still_writes_every_file(tmp_path: Path) -> None:
+    params = ReportParams(train_log=tmp_path / "missing")
+    assert build_report(tmp_path / "eval", tmp_path / "report", params) == {
+        "rows": 0,
+        "loss_points": 0,
+    }
+    for name in ("results.md", "metrics.json", "acc_vs_tokens.csv", "train_loss.png"):
+        assert (tmp_path / "report" / name).is_file()
