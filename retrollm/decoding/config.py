@@ -1,0 +1,135 @@
+"""Every knob of the RetroLLM decoder, with the paper's value as the default.
+
+RETROLLM.md marks paper behaviour P and released-code behaviour U. Where the paper gives a
+number it is the default here; where only the released code does (clue lengths, window
+caps, evidence length rules) that number is the default, because nothing else exists to
+reproduce. Each field's description says which source it comes from, so a reader of
+params.yaml can tell a reproduction knob from an implementation choice.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+StrategyName = Literal["retrollm", "retrollm-hard-windows", "naive-constrained", "unconstrained"]
+
+
+class DecodeConfig(BaseModel):
+    """The `decode:` section of params.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strategy: StrategyName = Field(
+        "retrollm",
+        description="Decoding strategy: retrollm (P: eq. 12 forward-looking bonus over "
+        "candidate documents), retrollm-hard-windows (U: evidence i confined to window i), "
+        "naive-constrained (no clues, evidence constrained by the whole corpus), "
+        "unconstrained (format only, no corpus constraint).",
+    )
+    # ------------------------------------------------------------------ ablations
+    clue_generation: bool = Field(
+        True, description="Ablation switch: False emits an empty clue block (paper Table 3)."
+    )
+    clue_expansion: bool = Field(
+        True, description="Ablation switch: False drops the SPLADE expansion terms."
+    )
+    future_windows: bool = Field(
+        True,
+        description="Ablation switch: False drops windows and the eq. 12 bonus; evidence is "
+        "then constrained by the candidate documents only.",
+    )
+    # ---------------------------------------------------------------------- clues
+    max_clues: int = Field(5, ge=1, description="P: at most 5 clues (U: 3).")
+    max_clue_tokens: int = Field(7, ge=1, description="U: a clue has at most 7 tokens.")
+    min_clue_tokens_before_sep: int = Field(
+        2, ge=1, description="U: <|sep|> or <|/clue|> only once the clue has 2 tokens."
+    )
+    k_aux: int = Field(8, ge=0, description="P: SPLADE expansion terms joining the clues.")
+    expansion_for_documents: bool = Field(
+        True,
+        description="P: expansion terms also score documents (eq. 4-6); U (False): they "
+        "only locate windows.",
+    )
+    max_clue_corpus_hits: int | None = Field(
+        None,
+        description="U skips clues with more corpus hits than this (1000) in document "
+        "scoring; None (P) keeps all.",
+    )
+    # ------------------------------------------------------------------ documents
+    top_docs: int = Field(25, ge=1, description="P: candidate documents (25 single-hop, 50 multi).")
+    sparse_top_docs: int = Field(
+        100, ge=1, description="Length of the SPLADE ranking R2 that is fused (not in paper)."
+    )
+    clue_ranking_top: int | None = Field(
+        None, description="U fuses only the top 5 of the clue ranking R1; None (P) all of it."
+    )
+    fusion_weight_clues: float = Field(1.0, description="P eq. 8: w1, weight of R1 (clues).")
+    fusion_weight_sparse: float = Field(2.0, description="P eq. 8: w2, weight of R2 (SPLADE).")
+    # -------------------------------------------------------------------- windows
+    window_radius: int = Field(32, ge=1, description="P: +-32 tokens around a clue hit.")
+    max_window: int = Field(128, ge=2, description="P: merged windows up to 128 tokens.")
+    max_hits_per_clue: int | None = Field(
+        64, description="U: occurrences per clue per document that make windows."
+    )
+    max_windows_per_doc: int | None = Field(
+        32, description="U: windows per document (32 single-hop, 12 multi-hop)."
+    )
+    max_windows_total: int | None = Field(512, description="U: windows scored per question.")
+    top_windows: int = Field(5, ge=1, description="P: kept windows (5 single-hop, 10 multi).")
+    scorer_max_length: int = Field(
+        128, ge=8, description="P: (question, window) inputs truncated to 128 tokens."
+    )
+    forward_lambda: float = Field(100.0, description="P eq. 12: lambda, weight of S(w).")
+    hard_window_start_fraction: float = Field(
+        0.2, gt=0, le=1, description="U hard windows: evidence starts in the first fifth."
+    )
+    # ------------------------------------------------------------------- evidence
+    min_evidence_tokens: int = Field(
+        64, ge=0, description="U: <|sep|>/<|/evidence|> only after 64 evidence tokens."
+    )
+    max_evidence_tokens: int = Field(
+        160, ge=1, description="U: after 160 evidence tokens only <|sep|>/<|/evidence|>."
+    )
+    budget_tokens: int = Field(1200, ge=16, description="U: generated tokens in all.")
+    new_evidence_min_budget: int = Field(
+        80, ge=0, description="U: no new evidence when fewer tokens of budget remain."
+    )
+    force_end_margin: int = Field(
+        15, ge=1, description="U: <|/evidence|> is forced when fewer tokens remain."
+    )
+    max_evidences: int | None = Field(
+        None,
+        description="P: at most as many evidences as kept windows (None); a number caps it "
+        "further (and bounds strategies without windows; then 5).",
+    )
+    # --------------------------------------------------------------------- answer
+    answer_prefix: str = Field(" The answer is", description="P: forced after <|/evidence|>.")
+    max_answer_tokens: int = Field(
+        32, ge=1, description="Free answer tokens after the prefix (not in paper)."
+    )
+    # ---------------------------------------------------------------------- input
+    max_question_tokens: int = Field(
+        64, ge=1, description="U: questions are cut to 64 tokens (noted in the trace)."
+    )
+    batch_size: int = Field(16, ge=1, description="Questions decoded together.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Model weights' dtype at decode time."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DecodeConfig:
+        if self.min_evidence_tokens > self.max_evidence_tokens:
+            raise ValueError("min_evidence_tokens must not exceed max_evidence_tokens")
+        if self.force_end_margin >= self.budget_tokens:
+            raise ValueError("force_end_margin must be below budget_tokens")
+        return self
+
+    def evidence_cap(self, n_windows: int | None) -> int:
+        """How many evidences a hypothesis may write: one per kept window (P) when the
+        strategy has windows, else max_evidences or the single-hop default of 5."""
+        cap = self.max_evidences if self.max_evidences is not None else self.top_windows
+        if n_windows is None:
+            return cap
+        return max(1, min(cap, n_windows))

@@ -1,0 +1,203 @@
+"""Which tokens a hypothesis may emit next, and the eq. 12 forward-looking bonus.
+
+Everything here is a pure function of (index state, counters, window hits), so the rules
+can be unit-tested with hand-made logits and windows, and the decoder's per-step work is
+a handful of vectorised numpy operations per hypothesis.
+
+Allowed sets are returned as sparse id arrays (continuations are usually a few ids out of
+tens of thousands); `pick` scores only those ids. `masked_logits` spells out the same rule
+as a full row with -inf outside the allowed set, which is what the paper describes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from retrollm.decoding.config import DecodeConfig
+from retrollm.decoding.state import WindowTable
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The next-token rule for one hypothesis at one step.
+
+    ids: the allowed token ids (None means every id except `banned`, the unconstrained
+    case). bonus: added to the logits of `ids` (eq. 12), aligned with ids, or None.
+    """
+
+    ids: np.ndarray | None
+    bonus: np.ndarray | None = None
+    banned: np.ndarray = field(default_factory=lambda: _NO_IDS)
+
+    @classmethod
+    def only(cls, *ids: int) -> Allowed:
+        return cls(np.asarray(ids, dtype=np.int64))
+
+
+def pick(logits: np.ndarray, allowed: Allowed) -> int:
+    """Greedy choice under a rule; ties go to the earliest allowed id (deterministic)."""
+    if allowed.ids is None:
+        row = logits.copy()
+        row[allowed.banned] = -np.inf
+        return int(np.argmax(row))
+    if allowed.ids.size == 0:
+        raise ValueError("no token is allowed")
+    scores = logits[allowed.ids].astype(np.float64)
+    if allowed.bonus is not None:
+        scores += allowed.bonus
+    return int(allowed.ids[int(np.argmax(scores))])
+
+
+def masked_logits(logits: np.ndarray, allowed: Allowed) -> np.ndarray:
+    """The full adjusted row: logit + bonus on allowed ids, -inf everywhere else."""
+    if allowed.ids is None:
+        row = logits.astype(np.float64)
+        row[allowed.banned] = -np.inf
+        return row
+    row = np.full(logits.shape, -np.inf, dtype=np.float64)
+    row[allowed.ids] = logits[allowed.ids]
+    if allowed.bonus is not None:
+        row[allowed.ids] += allowed.bonus
+    return row
+
+
+def drop_ids(ids: np.ndarray, unwanted: np.ndarray) -> np.ndarray:
+    """ids without the unwanted ones (EOS must never continue a corpus span)."""
+    if ids.size == 0 or unwanted.size == 0:
+        return ids
+    return ids[~np.isin(ids, unwanted)]
+
+
+# --------------------------------------------------------------------------- clues
+def clue_rule(
+    continuations: np.ndarray | None,
+    clue_length: int,
+    clues_done: int,
+    config: DecodeConfig,
+    sep: int,
+    clue_end: int,
+    free_banned: np.ndarray = _NO_IDS,
+) -> Allowed:
+    """Clue tokens must continue the clue in the corpus (`continuations`; None when the
+    strategy does not constrain clues); a clue may close once it has
+    min_clue_tokens_before_sep tokens, must close at max_clue_tokens, and the last allowed
+    clue closes with <|/clue|> rather than <|sep|>. A clue that cannot continue (a corpus
+    dead end) may close early, so no hypothesis is ever left without a legal token."""
+    may_extend = clue_length < config.max_clue_tokens
+    closers = [clue_end] + ([sep] if clues_done + 1 < config.max_clues else [])
+    long_enough = clue_length >= config.min_clue_tokens_before_sep
+    if continuations is None:
+        if not may_extend:
+            return Allowed(np.asarray(closers, dtype=np.int64))
+        banned = free_banned if long_enough else np.concatenate([free_banned, [sep, clue_end]])
+        return Allowed(None, banned=np.asarray(banned, dtype=np.int64))
+    ids = continuations if may_extend else _NO_IDS
+    if long_enough or ids.size == 0:
+        ids = np.concatenate([ids, np.asarray(closers, dtype=np.int64)])
+    return Allowed(ids)
+
+
+# ------------------------------------------------------------------------ evidence
+@dataclass(frozen=True)
+class EvidenceBudget:
+    """Counters the U length rules read (RETROLLM.md 6, 'Lengths')."""
+
+    evidence_length: int  # tokens of the current evidence so far
+    remaining: int  # tokens of the generation budget left before this one
+    may_open_new: bool  # another evidence is allowed after a <|sep|>
+
+    @classmethod
+    def of(
+        cls, evidence_length: int, generated: int, evidences_done: int, cap: int, c: DecodeConfig
+    ) -> EvidenceBudget:
+        remaining = c.budget_tokens - generated
+        may_open = evidences_done + 1 < cap and remaining >= c.new_evidence_min_budget
+        return cls(evidence_length, remaining, may_open)
+
+
+def evidence_rule(
+    continuations: np.ndarray | None,
+    budget: EvidenceBudget,
+    config: DecodeConfig,
+    sep: int,
+    evidence_end: int,
+    bonus: np.ndarray | None = None,
+    free_banned: np.ndarray = _NO_IDS,
+) -> Allowed:
+    """Evidence tokens continue the evidence in the constraining index (`continuations`,
+    None when unconstrained), with the U length rules: <|/evidence|> forced when the
+    budget is nearly spent, <|sep|>/<|/evidence|> only after min_evidence_tokens, only
+    they after max_evidence_tokens, <|sep|> only while another evidence may follow. An
+    evidence that reaches a document end may stop early (nothing else is legal there).
+    `bonus` is aligned with `continuations` and kept on them."""
+    if budget.remaining < config.force_end_margin:
+        return Allowed.only(evidence_end)
+    stoppers = [evidence_end] + ([sep] if budget.may_open_new else [])
+    if budget.evidence_length >= config.max_evidence_tokens:
+        return Allowed(np.asarray(stoppers, dtype=np.int64))
+    may_stop = budget.evidence_length >= config.min_evidence_tokens
+    if continuations is None:
+        banned = free_banned if may_stop else np.concatenate([free_banned, stoppers])
+        return Allowed(None, banned=np.asarray(banned, dtype=np.int64))
+    if not may_stop and continuations.size:
+        return Allowed(continuations, bonus)
+    ids = np.concatenate([continuations, np.asarray(stoppers, dtype=np.int64)])
+    if bonus is not None:
+        bonus = np.concatenate([bonus, np.zeros(len(stoppers))])
+    return Allowed(ids, bonus)
+
+
+# ------------------------------------------------------------ eq. 12 window bonus
+def window_next(table: WindowTable, hits: np.ndarray, depth: int) -> np.ndarray:
+    """Token after each hit's prefix (-1 where the window ends). A hit is only kept while
+    its window matches the whole prefix, so hits + depth never passes the window's -1."""
+    return table.tokens[hits + depth] if hits.size else _NO_IDS
+
+
+def forward_bonus(
+    table: WindowTable, hits: np.ndarray, depth: int, allowed_ids: np.ndarray, lam: float
+) -> np.ndarray:
+    """Eq. 12: bonus[j] = lam * max S(w) over kept windows w that contain the prefix
+    extended by allowed_ids[j]; 0 where no window does. allowed_ids must be ascending."""
+    bonus = np.zeros(allowed_ids.shape[0], dtype=np.float64)
+    nxt = window_next(table, hits, depth)
+    valid = nxt >= 0
+    if not valid.any():
+        return bonus
+    tokens = nxt[valid]
+    scores = table.scores[table.window_of[hits[valid]]]
+    order = np.lexsort((-scores, tokens))  # by token, best window first
+    tokens, scores = tokens[order], scores[order]
+    first = np.ones(tokens.shape[0], dtype=bool)
+    first[1:] = tokens[1:] != tokens[:-1]
+    tokens, scores = tokens[first], scores[first]
+    where = np.searchsorted(allowed_ids, tokens)
+    inside = where < allowed_ids.shape[0]
+    inside[inside] = allowed_ids[where[inside]] == tokens[inside]
+    bonus[where[inside]] = lam * scores[inside]
+    return bonus
+
+
+def advance_hits(table: WindowTable, hits: np.ndarray, depth: int, token: int) -> np.ndarray:
+    """Hits that still match after the prefix (length depth) is extended by token."""
+    if not hits.size:
+        return hits
+    return hits[table.tokens[hits + depth] == token]
+
+
+def window_continuations(table: WindowTable, hits: np.ndarray, depth: int) -> np.ndarray:
+    """Distinct tokens that extend the prefix inside the windows (hard windows, U)."""
+    nxt = window_next(table, hits, depth)
+    return np.unique(nxt[nxt >= 0])
+
+
+def hard_window_start_hits(table: WindowTable, window: int, fraction: float) -> np.ndarray:
+    """U: evidence i starts in the first fifth of window i (at least its first token)."""
+    start = int(table.starts[window])
+    end = int(table.starts[window + 1]) - 1 if window + 1 < len(table) else table.tokens.size - 1
+    head = max(1, int((end - start - 1) * fraction + 1e-9))
+    return np.arange(start, start + min(head, end - start), dtype=np.int64)

@@ -1,0 +1,233 @@
+"""The step controller: per hypothesis, pick the next token under its phase's rule and
+advance its state. `greedy_loop` runs the model; this decides everything else.
+
+Per step and hypothesis the work is one continuation query on the hypothesis's index
+state, a numpy bonus over its window hits, and a gather of a few logits. Clue states of
+all hypotheses share the corpus index, so they advance in one batched kernel call; the
+per-question retrieval (documents, windows) runs once, when a hypothesis closes its clue
+block, batched over the hypotheses that close at the same step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from retrollm.decoding.config import DecodeConfig
+from retrollm.decoding.constraints import Allowed, clue_rule, drop_ids, pick
+from retrollm.decoding.evidence import EvidenceRules
+from retrollm.decoding.loop import greedy_loop
+from retrollm.decoding.state import EvidenceContext, Hypothesis, Phase, Query
+from retrollm.decoding.strategies import Strategy
+from retrollm.index import CorpusIndex, StateBatch
+from retrollm.models import SpecialTokenIds
+
+PHASE_KEYS = ("prefill", "clue", "retrieval", "evidence", "answer")
+
+
+class ContextSource(Protocol):
+    """Builds the evidence context (documents, windows, sub-index) when clues end."""
+
+    def build(self, hypotheses: Sequence[Hypothesis]) -> list[EvidenceContext]: ...
+
+
+class Decoder:
+    """Decodes one batch of queries; implements loop.Controller."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        special: SpecialTokenIds,
+        strategy: Strategy,
+        config: DecodeConfig,
+        index: CorpusIndex | None,
+        contexts: ContextSource | None,
+    ) -> None:
+        if (strategy.constrain_clues or strategy.evidence == "corpus") and index is None:
+            raise ValueError(f"strategy {strategy.name!r} needs the corpus index")
+        if strategy.retrieve and contexts is None:
+            raise ValueError(f"strategy {strategy.name!r} needs a context source (retrieval)")
+        self.model, self.tokenizer, self.special = model, tokenizer, special
+        self.strategy, self.config, self.index, self.contexts = strategy, config, index, contexts
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.stop_ids = _stop_ids(model, tokenizer)
+        self.answer_prefix = tokenizer.encode(config.answer_prefix, add_special_tokens=False)
+        specials = np.asarray(list(special.as_dict().values()), dtype=np.int64)
+        s = special
+        self.clue_banned = np.concatenate([self.stop_ids, [s.clue, s.evidence, s.evidence_end]])
+        self.answer_banned = np.concatenate([specials])
+        self.evidence = EvidenceRules(strategy, config, special, self.stop_ids, index)
+        self.hyps: list[Hypothesis] = []
+        self._leaving: list[Hypothesis] = []
+
+    # ------------------------------------------------------------------ driving
+    def decode(self, queries: Sequence[Query]) -> list[Hypothesis]:
+        """Decode a batch to completion; hypotheses come back in query order."""
+        self.hyps = [Hypothesis(query) for query in queries]
+        for hyp in self.hyps:
+            opening = [self.special.clue]
+            if not self.strategy.generate_clues:
+                opening.append(self.special.clue_end)
+                hyp.note("clue generation off: an empty clue block was forced")
+            hyp.force(opening)
+        c = self.config
+        max_steps = c.budget_tokens + len(self.answer_prefix) + c.max_answer_tokens + 4
+        prompts = [h.query.prompt_ids for h in self.hyps]
+        greedy_loop(self.model, prompts, self.pad_id, self, max_steps)
+        for hyp in self.hyps:
+            hyp.timings["total"] = sum(hyp.timings.get(k, 0.0) for k in PHASE_KEYS)
+        return self.hyps
+
+    def finished(self, row: int) -> bool:
+        return self.hyps[row].done
+
+    def record_forward(self, rows: Sequence[int], seconds: float) -> None:
+        share = seconds / max(1, len(rows))
+        for row in rows:
+            hyp = self.hyps[row]
+            hyp.forward_passes += 1
+            hyp.add_time("prefill" if not hyp.generated else hyp.phase.label, share)
+            hyp.add_time("forward", share)
+
+    def step(self, rows: Sequence[int], logits: np.ndarray) -> list[int]:
+        tokens: list[int] = []
+        clue_rows: list[Hypothesis] = []
+        for i, row in enumerate(rows):
+            started = time.perf_counter()
+            hyp = self.hyps[row]
+            phase = hyp.phase
+            if hyp.forced:
+                token = hyp.forced.popleft()
+                hyp.forced_count += 1
+            else:
+                token = pick(logits[i], self._rule(hyp))
+            tokens.append(token)
+            if self._apply(hyp, token):
+                clue_rows.append(hyp)
+            hyp.add_time(phase.label, time.perf_counter() - started)
+        if clue_rows:
+            self._extend_clues(clue_rows)
+        if self._leaving:
+            self._retrieve(self._leaving)
+            self._leaving = []
+        return tokens
+
+    # -------------------------------------------------------------------- rules
+    def _rule(self, hyp: Hypothesis) -> Allowed:
+        if hyp.phase is Phase.CLUE:
+            continuations = None
+            if self.strategy.constrain_clues:
+                ids, _ = self.index.continuations(hyp.clue_state)
+                continuations = drop_ids(ids, self.stop_ids)
+            return clue_rule(
+                continuations,
+                len(hyp.clue_tokens),
+                len(hyp.clues),
+                self.config,
+                self.special.sep,
+                self.special.clue_end,
+                self.clue_banned,
+            )
+        if hyp.phase is Phase.EVIDENCE:
+            return self.evidence.rule(hyp)
+        return Allowed(None, banned=self.answer_banned)
+
+    # -------------------------------------------------------------- transitions
+    def _apply(self, hyp: Hypothesis, token: int) -> bool:
+        """Record the token and move the state machine; True if a clue state must be
+        extended by it (done in one batched call for all rows afterwards)."""
+        hyp.generated.append(token)
+        s = self.special
+        if hyp.phase is Phase.CLUE:
+            if token == s.clue:
+                self._open_clue(hyp)
+            elif token in (s.sep, s.clue_end):
+                self._close_clue(hyp)
+                if token == s.clue_end:
+                    self._leaving.append(hyp)
+                else:
+                    self._open_clue(hyp)
+            else:
+                hyp.clue_tokens.append(token)
+                return self.strategy.constrain_clues
+            return False
+        if hyp.phase is Phase.EVIDENCE:
+            if token == s.evidence_end:
+                self.evidence.close(hyp)
+                hyp.phase = Phase.ANSWER
+                hyp.force(self.answer_prefix)
+                hyp.answer_start = len(hyp.generated) + len(self.answer_prefix)
+            else:
+                self.evidence.feed(hyp, token)
+            return False
+        if hyp.phase is Phase.ANSWER:
+            self._after_answer_token(hyp, token)
+        return False
+
+    def _open_clue(self, hyp: Hypothesis) -> None:
+        hyp.clue_tokens = []
+        hyp.clue_state = self.index.root() if self.strategy.constrain_clues else None
+
+    def _close_clue(self, hyp: Hypothesis) -> None:
+        if hyp.clue_tokens:
+            if hyp.clue_tokens not in hyp.clues:
+                hyp.clues.append(list(hyp.clue_tokens))
+        elif self.strategy.generate_clues:
+            hyp.note("an empty clue was closed (no corpus continuation)")
+        hyp.clue_tokens = []
+
+    def _extend_clues(self, hyps: list[Hypothesis]) -> None:
+        started = time.perf_counter()
+        states = StateBatch.of([h.clue_state for h in hyps])
+        extended = self.index.extend(states, [h.clue_tokens[-1] for h in hyps])
+        for k, hyp in enumerate(hyps):
+            hyp.clue_state = extended[k]
+        share = (time.perf_counter() - started) / len(hyps)
+        for hyp in hyps:
+            hyp.add_time("clue", share)
+
+    def _retrieve(self, hyps: list[Hypothesis]) -> None:
+        """Per-question work, once per hypothesis, batched over those leaving now."""
+        started = time.perf_counter()
+        if self.strategy.retrieve:
+            contexts = self.contexts.build(hyps)
+        else:
+            index = self.index if self.strategy.evidence == "corpus" else None
+            contexts = [EvidenceContext([], [], [], index, None) for _ in hyps]
+        share = (time.perf_counter() - started) / len(hyps)
+        for hyp, context in zip(hyps, contexts, strict=True):
+            hyp.add_time("retrieval", share)
+            hyp.context = context
+            hyp.phase = Phase.EVIDENCE
+            hyp.force([self.special.evidence])
+
+    def _after_answer_token(self, hyp: Hypothesis, token: int) -> None:
+        if hyp.answer_start is None or len(hyp.generated) <= hyp.answer_start:
+            return  # still emitting the forced answer prefix
+        if token in self.stop_ids:
+            hyp.phase = Phase.DONE
+        elif len(hyp.generated) - hyp.answer_start >= self.config.max_answer_tokens:
+            hyp.phase = Phase.DONE
+            hyp.note(f"answer cut at max_answer_tokens={self.config.max_answer_tokens}")
+        elif len(hyp.generated) >= self.config.budget_tokens:
+            hyp.phase = Phase.DONE
+            hyp.note("answer cut by the generation budget")
+
+
+def _stop_ids(model: torch.nn.Module, tokenizer) -> np.ndarray:
+    """EOS ids of the tokenizer and the model's generation config (chat models have two)."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    config = getattr(model, "generation_config", None)
+    eos = getattr(config, "eos_token_id", None) if config is not None else None
+    if isinstance(eos, int):
+        ids.add(eos)
+    elif eos:
+        ids.update(int(i) for i in eos)
+    return np.asarray(sorted(ids), dtype=np.int64)

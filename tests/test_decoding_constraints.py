@@ -1,0 +1,147 @@
+"""Unit tests of the next-token rules and the eq. 12 bonus, with hand-made logits/windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from retrollm.decoding.config import DecodeConfig
+from retrollm.decoding.constraints import (
+    Allowed,
+    EvidenceBudget,
+    advance_hits,
+    clue_rule,
+    evidence_rule,
+    forward_bonus,
+    hard_window_start_hits,
+    masked_logits,
+    pick,
+    window_continuations,
+)
+from retrollm.decoding.state import WindowTable
+
+SEP, CLUE_END, EVIDENCE_END = 90, 91, 93
+CONFIG = DecodeConfig()
+
+
+def ids(*values: int) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64)
+
+
+# --------------------------------------------------------------------- eq. 12
+def test_bonus_changes_the_choice_toward_the_better_window() -> None:
+    # Token 7 has the higher logit but only occurs in the weak window; token 5 leads into
+    # the strong window. Without the bonus 7 wins; with lambda * S(w) token 5 wins.
+    table = WindowTable.build([ids(1, 5, 6), ids(1, 7, 8)], [0.9, 0.1])
+    logits = np.zeros(100)
+    logits[7], logits[5] = 10.0, 0.0
+    allowed = ids(5, 7)
+    hits = table.all_hits()
+    hits = advance_hits(table, hits, 0, 1)  # prefix [1] occurs at the start of both windows
+    bonus = forward_bonus(table, hits, 1, allowed, lam=100.0)
+    assert bonus.tolist() == pytest.approx([90.0, 10.0])
+    assert pick(logits, Allowed(allowed)) == 7
+    assert pick(logits, Allowed(allowed, bonus)) == 5
+
+
+def test_bonus_takes_the_max_over_windows_and_skips_tokens_in_no_window() -> None:
+    table = WindowTable.build([ids(3, 4), ids(3, 4), ids(3, 9)], [0.2, 0.7, 0.5])
+    hits = advance_hits(table, table.all_hits(), 0, 3)
+    bonus = forward_bonus(table, hits, 1, ids(4, 6, 9), lam=10.0)
+    assert bonus.tolist() == pytest.approx([7.0, 0.0, 5.0])
+
+
+def test_bonus_is_zero_once_the_prefix_leaves_every_window() -> None:
+    table = WindowTable.build([ids(1, 2)], [1.0])
+    hits = advance_hits(table, table.all_hits(), 0, 2)
+    hits = advance_hits(table, hits, 1, 2)  # [2, 2] occurs in no window
+    assert hits.size == 0
+    assert forward_bonus(table, hits, 2, ids(1, 2), 100.0).tolist() == [0.0, 0.0]
+
+
+def test_window_end_gives_no_continuation() -> None:
+    table = WindowTable.build([ids(1, 2), ids(2, 3)], [1.0, 1.0])
+    hits = advance_hits(table, table.all_hits(), 0, 2)
+    assert window_continuations(table, hits, 1).tolist() == [3]
+
+
+def test_masked_logits_is_minus_infinity_outside_and_adds_the_bonus() -> None:
+    logits = np.arange(6, dtype=np.float32)
+    row = masked_logits(logits, Allowed(ids(1, 4), np.array([10.0, 0.0])))
+    assert row[1] == 11.0 and row[4] == 4.0
+    assert np.isneginf(np.delete(row, [1, 4])).all()
+
+
+# ----------------------------------------------------------------------- clues
+def test_clue_may_close_only_after_min_tokens_and_must_close_at_max() -> None:
+    cont = ids(3, 4)
+    assert clue_rule(cont, 1, 0, CONFIG, SEP, CLUE_END).ids.tolist() == [3, 4]
+    assert set(clue_rule(cont, 2, 0, CONFIG, SEP, CLUE_END).ids) == {3, 4, SEP, CLUE_END}
+    full = clue_rule(cont, CONFIG.max_clue_tokens, 0, CONFIG, SEP, CLUE_END)
+    assert set(full.ids) == {SEP, CLUE_END}
+
+
+def test_last_clue_closes_the_block() -> None:
+    rule = clue_rule(ids(3), 2, CONFIG.max_clues - 1, CONFIG, SEP, CLUE_END)
+    assert SEP not in rule.ids and CLUE_END in rule.ids
+
+
+def test_clue_dead_end_may_close_early() -> None:
+    assert set(clue_rule(ids(), 1, 0, CONFIG, SEP, CLUE_END).ids) == {SEP, CLUE_END}
+
+
+def test_unconstrained_clue_bans_closers_while_short() -> None:
+    rule = clue_rule(None, 0, 0, CONFIG, SEP, CLUE_END, ids(2))
+    assert rule.ids is None and {2, SEP, CLUE_END} <= set(rule.banned)
+
+
+# -------------------------------------------------------------------- evidence
+def budget(length: int, generated: int = 100, done: int = 0, cap: int = 5) -> EvidenceBudget:
+    return EvidenceBudget.of(length, generated, done, cap, CONFIG)
+
+
+def test_evidence_stops_only_after_min_tokens() -> None:
+    cont = ids(3, 4)
+    short = evidence_rule(cont, budget(CONFIG.min_evidence_tokens - 1), CONFIG, SEP, EVIDENCE_END)
+    assert short.ids.tolist() == [3, 4]
+    ready = evidence_rule(cont, budget(CONFIG.min_evidence_tokens), CONFIG, SEP, EVIDENCE_END)
+    assert set(ready.ids) == {3, 4, SEP, EVIDENCE_END}
+
+
+def test_evidence_only_stops_after_max_tokens() -> None:
+    rule = evidence_rule(ids(3), budget(CONFIG.max_evidence_tokens), CONFIG, SEP, EVIDENCE_END)
+    assert set(rule.ids) == {SEP, EVIDENCE_END}
+
+
+def test_evidence_end_forced_when_budget_nearly_spent() -> None:
+    generated = CONFIG.budget_tokens - CONFIG.force_end_margin + 1
+    rule = evidence_rule(ids(3), budget(1, generated), CONFIG, SEP, EVIDENCE_END)
+    assert rule.ids.tolist() == [EVIDENCE_END]
+
+
+def test_no_new_evidence_without_windows_or_budget() -> None:
+    length = CONFIG.min_evidence_tokens
+    last = evidence_rule(ids(3), budget(length, done=4, cap=5), CONFIG, SEP, EVIDENCE_END)
+    assert SEP not in last.ids and EVIDENCE_END in last.ids
+    low = CONFIG.budget_tokens - CONFIG.new_evidence_min_budget + 1
+    poor = evidence_rule(ids(3), budget(length, low), CONFIG, SEP, EVIDENCE_END)
+    assert SEP not in poor.ids
+
+
+def test_document_end_allows_an_early_stop() -> None:
+    rule = evidence_rule(ids(), budget(3), CONFIG, SEP, EVIDENCE_END)
+    assert set(rule.ids) == {SEP, EVIDENCE_END}
+
+
+def test_bonus_survives_the_stop_tokens() -> None:
+    rule = evidence_rule(
+        ids(3), budget(CONFIG.min_evidence_tokens), CONFIG, SEP, EVIDENCE_END, np.array([5.0])
+    )
+    assert rule.bonus.tolist() == [5.0, 0.0, 0.0]
+
+
+def test_hard_window_starts_in_the_first_fifth() -> None:
+    table = WindowTable.build([np.arange(10, 21), np.arange(30, 36)], [1.0, 0.5])
+    head = hard_window_start_hits(table, 0, 0.2)
+    assert table.tokens[head].tolist() == [10, 11]
+    assert table.tokens[hard_window_start_hits(table, 1, 0.2)].tolist() == [30]
