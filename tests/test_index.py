@@ -174,6 +174,21 @@ def test_incremental_extend_equals_from_scratch(corpus, data) -> None:
                 assert ids.tolist() == expected[0].tolist()
                 assert counts.tolist() == expected[1].tolist()
                 assert index.positions(state).tolist() == index.locate(prefix[: depth + 1]).tolist()
+    # Where each candidate continuation occurs, and inside which windows.
+    if prefixes[0]:
+        state = index.state(prefixes[0])
+        positions, following = index.positions_with_next(state)
+        for candidate in set(following.tolist()) - {-1}:
+            chosen = index.positions(index.extend(state, [candidate])[0])
+            assert chosen.tolist() == positions[following == candidate].tolist()
+        assert np.sum(following != -1) == index.continuations(state)[1].sum()
+        starts = data.draw(st.lists(st.integers(0, len(flat)), min_size=1, max_size=4))
+        ends = [s + data.draw(st.integers(0, 6)) for s in starts]
+        expected = [
+            sum(a <= p and p + state.depth <= b for p in positions)
+            for a, b in zip(starts, ends, strict=True)
+        ]
+        assert index.window_counts(state, starts, ends).tolist() == expected
     # One state tried with every candidate continuation at once.
     state = index.state(prefixes[0][:1])
     ids, counts = index.continuations(state)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -204,6 +203,26 @@ class CorpusIndex:
         positions, local_docs = self._positions_and_docs(state)
         return positions, self._doc_ids[local_docs]
 
+    def positions_with_next(self, state: State) -> tuple[np.ndarray, np.ndarray]:
+        """Global start positions (ascending) and the id following each one (-1 at a
+        document end): one call tells, for every candidate next token, where prefix + token
+        occurs, which is what forward-looking window scoring needs."""
+        a = self._arrays
+        raw = kernels.unpack_range(a.sa_words, a.sa_bits, state.lo, max(state.lo, state.hi))
+        raw.sort()
+        following = a.tokens[raw + state.depth].astype(np.int64)
+        following[following == a.separator] = -1
+        return kernels.to_global(raw, self._doc_starts_local, self._doc_starts_global)[0], following
+
+    def window_counts(self, state: State, starts: ArrayLike, ends: ArrayLike) -> np.ndarray:
+        """Occurrences of the state's prefix lying wholly inside each window [start, end)."""
+        positions = self.positions(state)
+        first = np.searchsorted(positions, np.asarray(starts, dtype=np.int64), side="left")
+        last = np.searchsorted(
+            positions, np.asarray(ends, dtype=np.int64) - state.depth, side="right"
+        )
+        return np.maximum(last - first, 0)
+
     def _positions_and_docs(self, state: State) -> tuple[np.ndarray, np.ndarray]:
         a = self._arrays
         raw = kernels.unpack_range(a.sa_words, a.sa_bits, state.lo, max(state.lo, state.hi))
@@ -253,19 +272,6 @@ class CorpusIndex:
             f"<{kind}CorpusIndex {self.n_tokens} tokens, {self.n_docs} docs, "
             f"backend={self.backend}, tokenizer={self.tokenizer_fingerprint!r}>"
         )
-
-    def info(self) -> dict[str, Any]:
-        """Sizes for logs and manifests."""
-        a = self._arrays
-        return {
-            "n_tokens": self.n_tokens,
-            "n_docs": self.n_docs,
-            "n_distinct_tokens": int(a.first_ids.shape[0]),
-            "token_dtype": a.tokens.dtype.name,
-            "sa_bits": a.sa_bits,
-            "backend": self.backend,
-            "tokenizer_fingerprint": self.tokenizer_fingerprint,
-        }
 
 
 def _as_ids(values: ArrayLike | Iterable[int]) -> np.ndarray:
