@@ -17,6 +17,10 @@ from hypothesis import strategies as st
 from retrollm.index import BACKENDS, CorpusIndex, IndexLoadError, State, StateBatch
 from retrollm.index import build as build_module
 
+# Tiny corpora build fastest with pysais (libdivsufsort pays OpenMP start-up per call);
+# the first test checks that both backends give identical indexes.
+BACKEND = "pysais"
+
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Alphabets: tiny (many repeats), up to 65k ids (uint16), and ids beyond 65k (uint32).
@@ -106,7 +110,7 @@ def test_follow_cache_gives_the_same_answers(corpus, seed) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(build_module, "FOLLOW_CACHE_MIN_COUNT", 1)
         patch.setattr(build_module, "FOLLOW_CACHE_BYTES_PER_TOKEN", 100.0)
-        index = CorpusIndex.build(tokens, offsets)
+        index = CorpusIndex.build(tokens, offsets, backend=BACKEND)
     assert index._arrays.follow_ids.shape[0] == len(
         {pair for d in docs for pair in itertools.pairwise(d)}
     )
@@ -121,7 +125,7 @@ def test_follow_cache_gives_the_same_answers(corpus, seed) -> None:
 @given(corpora(), st.data())
 def test_extract_and_doc_of(corpus, data) -> None:
     tokens, offsets, docs = corpus
-    index = CorpusIndex.build(tokens, offsets)
+    index = CorpusIndex.build(tokens, offsets, backend=BACKEND)
     n = len(tokens)
     start = data.draw(st.integers(0, n))
     end = data.draw(st.integers(start, n))
@@ -137,7 +141,7 @@ def test_extract_and_doc_of(corpus, data) -> None:
 @given(corpora(), st.data())
 def test_restrict_matches_brute_force_over_the_subset(corpus, data) -> None:
     tokens, offsets, docs = corpus
-    index = CorpusIndex.build(tokens, offsets)
+    index = CorpusIndex.build(tokens, offsets, backend=BACKEND)
     chosen = data.draw(st.lists(st.integers(0, max(len(docs) - 1, 0)), max_size=6))
     chosen = [c for c in chosen if c < len(docs)]
     sub = index.restrict(chosen)
@@ -154,7 +158,7 @@ def test_restrict_matches_brute_force_over_the_subset(corpus, data) -> None:
 @given(corpora(), st.data())
 def test_incremental_extend_equals_from_scratch(corpus, data) -> None:
     tokens, offsets, _ = corpus
-    index = CorpusIndex.build(tokens, offsets)
+    index = CorpusIndex.build(tokens, offsets, backend=BACKEND)
     flat = tokens.tolist()
     prefixes = [flat[i : i + 4] for i in range(len(flat))] + [[7, 7]]
     prefixes = data.draw(st.lists(st.sampled_from(prefixes), min_size=1, max_size=5))
@@ -200,7 +204,7 @@ def test_incremental_extend_equals_from_scratch(corpus, data) -> None:
 @given(corpora())
 def test_save_load_round_trip(corpus) -> None:
     tokens, offsets, docs = corpus
-    index = CorpusIndex.build(tokens, offsets, tokenizer_fingerprint="tok-1")
+    index = CorpusIndex.build(tokens, offsets, backend=BACKEND, tokenizer_fingerprint="tok-1")
     with tempfile.TemporaryDirectory() as folder:
         index.save(Path(folder) / "index")
         loaded = CorpusIndex.load(Path(folder) / "index", expected_tokenizer_fingerprint="tok-1")
@@ -218,7 +222,7 @@ def test_large_alphabets_at_scale() -> None:
         tokens = vocab[np.minimum(rng.zipf(1.3, 6000), 300) - 1].astype(dtype)
         offsets = np.unique(np.concatenate([[0, 6000], rng.integers(0, 6000, 60)]))
         docs = [tokens[a:b].tolist() for a, b in itertools.pairwise(offsets)]
-        index = CorpusIndex.build(tokens, offsets)
+        index = CorpusIndex.build(tokens, offsets, backend=BACKEND)
         patterns = [tokens[i : i + m].tolist() for m in (1, 2, 4, 16) for i in range(0, 6000, 97)]
         assert_matches(index, docs, patterns)
 

@@ -107,7 +107,7 @@ class CorpusIndex:
             local[-1] >= self._doc_ids.shape[0] or np.any(self._doc_ids[local] != wanted)
         ):
             raise ValueError("restrict: document indices outside this index")
-        arrays, starts = build_sub_arrays(self._arrays, self._doc_starts_local, local, self.backend)
+        arrays, starts = build_sub_arrays(self._arrays, self._doc_starts_local, local)
         root = self._parent or self
         return CorpusIndex(
             arrays,

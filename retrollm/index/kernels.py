@@ -208,16 +208,3 @@ def gather_documents(tokens, doc_starts_local, chosen):
         pos += length
     starts[chosen.shape[0]] = pos
     return out, starts
-
-
-@numba.njit(cache=True)
-def interleave_separators(tokens, doc_offsets, separator, out):
-    """Fill `out` with the corpus tokens and one separator after every document."""
-    n_docs = doc_offsets.shape[0] - 1
-    pos = 0
-    for d in range(n_docs):
-        for i in range(doc_offsets[d], doc_offsets[d + 1]):
-            out[pos] = tokens[i]
-            pos += 1
-        out[pos] = separator
-        pos += 1
