@@ -1,10 +1,13 @@
 """CorpusIndex: which token sequences occur in the corpus, where, and what follows them.
 
 Structure: the tokens (a separator after each document) plus their suffix array,
-bit-packed, searched by numba binary searches. This beat the alternatives on the
-benchmark's numbers (see bench/index.py): build is the bare suffix sort plus linear passes,
-about 5 bytes per token with a 16-bit vocabulary, and a decode step is two binary searches
-inside the current range plus a gallop over its distinct next tokens.
+bit-packed to ceil(log2 N) bits, searched by numba binary searches. Why not an FM-index
+(BWT + wavelet tree, the paper's sdsl choice, 2.95 bytes/token): locate there needs a
+sampled suffix array and LF-walks, and every next-token listing costs log(sigma) rank
+operations per symbol, while here a decode step is two binary searches inside the current
+range plus a gallop over its distinct next tokens, and locate is a slice. Measured
+(bench/index.py, 10M tokens, vocab 32k): build about 1.1x the bare suffix sort, 5.4
+bytes/token, 9 us median decode step against 108 us for the sdsl index driven from Python.
 
 Coordinates: positions in and out of this API are *global corpus positions* (offsets into
 the concatenated documents, as in doc_offsets) and documents are global document indices,

@@ -55,19 +55,19 @@ def _keep_aligned(byte_sa, width):
     return kept
 
 
-def _byte_suffix_array(data: np.ndarray, backend: str) -> np.ndarray:
-    """Suffix array of a uint8 array; the encoded copy is released as early as possible."""
+def _sort_bytes(holder: list[np.ndarray], backend: str) -> np.ndarray:
+    """Suffix array of the uint8 array in `holder`, which is emptied so the encoded copy
+    can be freed before the sort allocates (pysais needs it as a bytes object)."""
+    data = holder.pop()
     if backend == "pydivsufsort":
         from pydivsufsort import divsufsort
 
         return divsufsort(data)
-    if backend == "pysais":
-        from PySAIS._sais import sais_32, sais_64
+    from PySAIS._sais import sais_32, sais_64
 
-        raw = data.tobytes()
-        del data
-        return sais_32(raw) if len(raw) < 2**30 else sais_64(raw)
-    raise ValueError(f"unknown suffix-array backend {backend!r}; choose one of {BACKENDS}")
+    raw = data.tobytes()
+    del data
+    return sais_32(raw) if len(raw) < 2**30 else sais_64(raw)
 
 
 def token_suffix_array(
@@ -85,9 +85,7 @@ def token_suffix_array(
     if n == 0:
         return np.zeros(0, dtype=np.int32)
     width = encoding_width(max_symbol)
-    encoded = _encode_big_endian(tokens, np.int64(separator), width)
-    byte_sa = _byte_suffix_array(encoded, backend)
-    del encoded
+    byte_sa = _sort_bytes([_encode_big_endian(tokens, np.int64(separator), width)], backend)
     if width == 1:
         return byte_sa
     kept = _keep_aligned(byte_sa, width)
