@@ -15,7 +15,10 @@ import numpy as np
 
 @dataclass(frozen=True, slots=True)
 class State:
-    """One prefix in the index. Immutable and tiny, so beams can share and copy it freely."""
+    """One prefix in the index. Immutable and tiny, so beams can share and copy it freely.
+
+    Ranges are only meaningful for the index that made them (a restricted view has its
+    own suffix array)."""
 
     lo: int
     hi: int
@@ -40,6 +43,9 @@ class StateBatch:
     depth: np.ndarray
 
     def __post_init__(self) -> None:
+        # One dtype for the kernels (any other would compile another specialisation).
+        for name in ("lo", "hi", "depth"):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.int64))
         if not (self.lo.shape == self.hi.shape == self.depth.shape) or self.lo.ndim != 1:
             raise ValueError("StateBatch arrays must be 1-D and of equal length")
 
