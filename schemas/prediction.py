@@ -43,6 +43,11 @@ class EvidenceTrace(_Record):
     end: int = Field(description="Global token offset after the last evidence token.")
     text: str
     window: int | None = Field(None, description="Index into `windows` it was steered by.")
+    verbatim: bool = Field(
+        True,
+        description="It is a span of the corpus at [start, end) (False only for evidence "
+        "written without a constraint that occurs nowhere; then doc_index is -1).",
+    )
 
 
 class Prediction(_Record):

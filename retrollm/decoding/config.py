@@ -62,24 +62,37 @@ class DecodeConfig(BaseModel):
     sparse_top_docs: int = Field(
         100, ge=1, description="Length of the SPLADE ranking R2 that is fused (not in paper)."
     )
-    clue_ranking_top: int | None = Field(
-        None, description="U fuses only the top 5 of the clue ranking R1; None (P) all of it."
+    fusion: bool = Field(
+        True,
+        description="P eq. 8: fuse the clue ranking R1 with the SPLADE ranking R2; False "
+        "ranks by R1 alone (an ablation, not the released code, which fuses R1's top 5).",
     )
     fusion_weight_clues: float = Field(1.0, description="P eq. 8: w1, weight of R1 (clues).")
     fusion_weight_sparse: float = Field(2.0, description="P eq. 8: w2, weight of R2 (SPLADE).")
     # -------------------------------------------------------------------- windows
     window_radius: int = Field(32, ge=1, description="P: +-32 tokens around a clue hit.")
     max_window: int = Field(128, ge=2, description="P: merged windows up to 128 tokens.")
-    max_hits_per_clue: int | None = Field(
-        64, description="U: occurrences per clue per document that make windows."
+    max_hits_per_clue: int = Field(
+        64, ge=1, description="U: occurrences per clue per document that make windows."
     )
-    max_windows_per_doc: int | None = Field(
-        32, description="U: windows per document (32 single-hop, 12 multi-hop)."
+    max_windows_per_doc: int = Field(
+        32, ge=1, description="U: windows per document (32 single-hop, 12 multi-hop)."
     )
-    max_windows_total: int | None = Field(512, description="U: windows scored per question.")
+    max_windows_total: int = Field(512, ge=1, description="U: windows scored per question.")
     top_windows: int = Field(5, ge=1, description="P: kept windows (5 single-hop, 10 multi).")
     scorer_max_length: int = Field(
         128, ge=8, description="P: (question, window) inputs truncated to 128 tokens."
+    )
+    scorer: Literal["biencoder", "cross-encoder"] = Field(
+        "biencoder",
+        description="Window relevance model S(w): P uses a cross-encoder (BGE-reranker-base); "
+        "the offline default is the all-MiniLM-L6-v2 bi-encoder (DESIGN.md).",
+    )
+    scorer_model: str | None = Field(
+        None, description="Folder of the scorer (None: <paths.assets>/biencoder)."
+    )
+    splade_model: str | None = Field(
+        None, description="Folder of the SPLADE encoder (None: <paths.assets>/splade)."
     )
     forward_lambda: float = Field(100.0, description="P eq. 12: lambda, weight of S(w).")
     hard_window_start_fraction: float = Field(

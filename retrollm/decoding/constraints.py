@@ -39,17 +39,29 @@ class Allowed:
 
 
 def pick(logits: np.ndarray, allowed: Allowed) -> int:
-    """Greedy choice under a rule; ties go to the earliest allowed id (deterministic)."""
+    """Greedy choice under a rule. Scores within float noise of the best (TIE_TOLERANCE,
+    relative) count as ties and go to the earliest allowed id: an untrained model gives
+    the five new tokens identical embeddings, hence logits equal up to the rounding of
+    whatever matmul kernel the batch shape picked, and results must not depend on the
+    batch a question landed in."""
     if allowed.ids is None:
-        row = logits.copy()
+        row = logits.astype(np.float64)
         row[allowed.banned] = -np.inf
-        return int(np.argmax(row))
+        return _first_best(row)
     if allowed.ids.size == 0:
         raise ValueError("no token is allowed")
     scores = logits[allowed.ids].astype(np.float64)
     if allowed.bonus is not None:
         scores += allowed.bonus
-    return int(allowed.ids[int(np.argmax(scores))])
+    return int(allowed.ids[_first_best(scores)])
+
+
+TIE_TOLERANCE = 1e-5
+
+
+def _first_best(scores: np.ndarray) -> int:
+    best = scores.max()
+    return int(np.argmax(scores >= best - TIE_TOLERANCE * max(1.0, abs(best))))
 
 
 def masked_logits(logits: np.ndarray, allowed: Allowed) -> np.ndarray:

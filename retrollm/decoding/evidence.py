@@ -144,29 +144,28 @@ class EvidenceRules:
 
     # ------------------------------------------------------------------ location
     def _locate(self, hyp: Hypothesis) -> EvidenceSpan:
-        """Where the evidence sits: inside the best kept window that holds it, else its
-        first occurrence in the best-ranked candidate document that holds it."""
+        """Where the evidence sits: among the occurrences of the whole evidence in the
+        constraining index, the one that starts inside the best kept window (the window
+        that steered it), else the first one in the best-ranked candidate document."""
         tokens = list(hyp.evidence_tokens)
         ctx = hyp.context
         if hyp.evidence_mode == "free":
             return self._locate_free(tokens)
-        hits = hyp.window_hits
-        if hits is not None and hits.size:
-            windows = ctx.table.window_of[hits]
-            best = int(np.argmax(ctx.table.scores[windows]))
-            k = int(windows[best])
-            offset = int(hits[best] - ctx.table.starts[k])
-            trace = ctx.windows[k]
-            return EvidenceSpan(tokens, trace.doc_index, trace.start + offset, k, True)
         positions, docs = hyp.evidence_index.positions_and_docs(hyp.evidence_state)
         if positions.size == 0:
             return EvidenceSpan(tokens, None, None, hyp.current_window, False)
+        order = range(len(ctx.windows))
+        if hyp.current_window is not None:  # hard windows: window i steers evidence i
+            order = [hyp.current_window]
+        for k in sorted(order, key=lambda k: -ctx.windows[k].score):
+            window = ctx.windows[k]
+            inside = np.flatnonzero((positions >= window.start) & (positions < window.end))
+            if inside.size:
+                first = int(inside[0])
+                return EvidenceSpan(tokens, int(docs[first]), int(positions[first]), k, True)
         rank = {d.doc_index: r for r, d in enumerate(ctx.documents)}
-        order = np.lexsort((positions, [rank.get(int(d), len(rank)) for d in docs]))
-        first = int(order[0])
-        return EvidenceSpan(
-            tokens, int(docs[first]), int(positions[first]), hyp.current_window, True
-        )
+        best = np.lexsort((positions, [rank.get(int(d), len(rank)) for d in docs]))[0]
+        return EvidenceSpan(tokens, int(docs[best]), int(positions[best]), hyp.current_window, True)
 
     def _locate_free(self, tokens: list[int]) -> EvidenceSpan:
         """Unconstrained evidence: verbatim only if it happens to occur in the corpus."""

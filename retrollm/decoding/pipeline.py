@@ -1,0 +1,152 @@
+"""RetroLLM end to end: load the artifacts once, answer questions in batches.
+
+    decoder = RetroLLM.from_artifacts(paths, DecodeConfig(), adapter=None)
+    predictions = decoder.answer(records_or_strings)
+
+Loading checks what would silently corrupt results: the index must come from the same
+tokenizer as the model, and the corpus must have as many documents as the index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from retrollm.decoding.config import DecodeConfig
+from retrollm.decoding.contexts import RetrievalContexts
+from retrollm.decoding.decoder import Decoder
+from retrollm.decoding.sparse import SparseQueries
+from retrollm.decoding.state import Hypothesis, Query
+from retrollm.decoding.strategies import Strategy, resolve_strategy
+from retrollm.decoding.trace import build_prediction
+from retrollm.index import CorpusIndex
+from retrollm.models import SpecialTokenIds, load_causal_lm, prompt_ids, tokenizer_fingerprint
+from schemas.prediction import Prediction
+from schemas.records import CorpusRecord, QARecord
+
+
+class RetroLLM:
+    """A loaded decoder: model, tokenizer, corpus index, corpus, SPLADE and window scorer."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        index: CorpusIndex | None,
+        corpus: Sequence[CorpusRecord] | None,
+        config: DecodeConfig,
+        sparse: SparseQueries | None = None,
+        scorer: Any = None,
+    ) -> None:
+        self.model, self.tokenizer, self.index, self.corpus = model, tokenizer, index, corpus
+        self.config = config
+        self.strategy: Strategy = resolve_strategy(config)
+        self.special = SpecialTokenIds.from_tokenizer(tokenizer)
+        self.sparse = sparse
+        contexts = None
+        if self.strategy.retrieve:
+            contexts = RetrievalContexts(index, tokenizer, scorer, config, self.strategy, corpus)
+        self.decoder = Decoder(
+            model, tokenizer, self.special, self.strategy, config, index, contexts
+        )
+
+    @classmethod
+    def from_artifacts(
+        cls, paths: Any, config: DecodeConfig, adapter: str | Path | None = None
+    ) -> RetroLLM:
+        """Load from the pipeline's folders (`paths`: stages.common.Paths or alike)."""
+        from retrollm.corpus import load_corpus
+
+        model, tokenizer = load_causal_lm(paths.model, config.dtype, adapter)
+        strategy = resolve_strategy(config)
+        needs_index = strategy.constrain_clues or strategy.retrieve or strategy.evidence != "free"
+        index = corpus = None
+        if needs_index or strategy.name == "unconstrained":
+            index = CorpusIndex.load(
+                paths.index, expected_tokenizer_fingerprint=tokenizer_fingerprint(tokenizer)
+            )
+            corpus = load_corpus(paths.corpus)
+            if len(corpus) != index.n_docs:
+                raise ValueError(
+                    f"{paths.corpus} has {len(corpus)} documents but {paths.index} indexes "
+                    f"{index.n_docs}; rebuild the index from this corpus"
+                )
+        sparse = scorer = None
+        if strategy.retrieve:
+            sparse = load_sparse(paths, config)
+            from retrollm.retrieval.scorer import load_scorer
+
+            scorer_dir = config.scorer_model or Path(paths.assets) / "biencoder"
+            scorer = load_scorer(config.scorer, scorer_dir, config.scorer_max_length)
+        return cls(model, tokenizer, index, corpus, config, sparse, scorer)
+
+    # ------------------------------------------------------------------ answering
+    def answer(self, questions: Sequence[QARecord | str]) -> list[Prediction]:
+        """Predictions in question order, each with its full trace; never raises on a
+        question's content (empty, over-long, no hits): the record says what happened."""
+        return [self.prediction(h) for h in self.hypotheses(questions)]
+
+    def hypotheses(self, questions: Sequence[QARecord | str]) -> list[Hypothesis]:
+        """The decoded hypotheses themselves (token ids, index states), batch by batch."""
+        done: list[Hypothesis] = []
+        size = self.config.batch_size
+        for lo in range(0, len(questions), size):
+            queries = [self._query(q, lo + i) for i, q in enumerate(questions[lo : lo + size])]
+            if self.strategy.retrieve and self.sparse is not None:
+                self.sparse.fill(queries, self._k_aux, self.config.sparse_top_docs)
+            done += self.decoder.decode(queries)
+        return done
+
+    def prediction(self, hyp: Hypothesis) -> Prediction:
+        return build_prediction(
+            hyp,
+            self.tokenizer,
+            self.special,
+            self.decoder.answer_prefix,
+            self.corpus,
+            self.strategy.name,
+            self.decoder.stop_ids.tolist(),
+        )
+
+    @property
+    def _k_aux(self) -> int:
+        return self.config.k_aux if self.config.clue_expansion else 0
+
+    def _query(self, question: QARecord | str, number: int) -> Query:
+        if isinstance(question, QARecord):
+            qid, text, gold = question.id, question.question, list(question.golden_answers)
+        else:
+            qid, text, gold = f"q{number}", str(question).strip(), []
+        query = Query(qid, text, gold, [])
+        if not text:
+            query.status = "empty_question"
+            query.notes.append("empty question: decoded from the bare prompt")
+        ids = self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)
+        ids = ids["input_ids"]
+        if len(ids) > self.config.max_question_tokens:
+            text = self.tokenizer.decode(ids[: self.config.max_question_tokens]).strip()
+            query.question = text
+            query.status = "question_too_long"
+            query.notes.append(
+                f"question cut from {len(ids)} to {self.config.max_question_tokens} tokens"
+            )
+        query.prompt_ids = prompt_ids(self.tokenizer, text)
+        return query
+
+
+def load_sparse(paths: Any, config: DecodeConfig) -> SparseQueries:
+    """SPLADE encoder (live queries) plus sparse_expand's document index and stored
+    per-question results when that artifact exists."""
+    from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
+
+    encoder = SpladeEncoder(config.splade_model or Path(paths.assets) / "splade")
+    splade_dir = Path(paths.splade)
+    doc_index = None
+    for folder in (splade_dir / "doc_index", splade_dir / "docs", splade_dir):
+        if (folder / "meta.json").is_file():
+            doc_index = SparseDocIndex.load(folder)
+            break
+    return SparseQueries(encoder, doc_index, None)

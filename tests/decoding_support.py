@@ -1,0 +1,86 @@
+"""Shared pieces of the decoding tests: the fixture corpus indexed with the tiny model's
+tokenizer, and deterministic stand-ins for SPLADE and the window scorer (word overlap),
+so a test's outcome depends on the decoder, not on random retrieval weights."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from retrollm.decoding.state import Query
+from retrollm.index import CorpusIndex
+from schemas.records import CorpusRecord, QARecord
+
+FIXTURES = Path(__file__).parent / "fixtures"
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = {"what", "which", "who", "whom", "when", "where", "does", "did", "the", "was", "is"}
+
+
+def words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOP]
+
+
+def fixture_corpus() -> list[CorpusRecord]:
+    with open(FIXTURES / "corpus.jsonl", encoding="utf-8") as handle:
+        return [CorpusRecord.model_validate(json.loads(line)) for line in handle if line.strip()]
+
+
+def fixture_questions(split: str = "test") -> list[QARecord]:
+    with open(FIXTURES / f"qa_{split}.jsonl", encoding="utf-8") as handle:
+        return [QARecord.model_validate(json.loads(line)) for line in handle if line.strip()]
+
+
+def build_index(tokenizer, corpus: Sequence[CorpusRecord]) -> CorpusIndex:  # type: ignore[no-untyped-def]
+    ids = tokenizer(
+        [r.contents for r in corpus], add_special_tokens=False, split_special_tokens=True
+    )["input_ids"]
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum([len(i) for i in ids], out=offsets[1:])
+    return CorpusIndex.build(np.concatenate([np.asarray(i) for i in ids]), offsets)
+
+
+class OverlapSparse:
+    """SPLADE stand-in: question words as expansion terms, documents by shared words."""
+
+    def __init__(self, corpus: Sequence[CorpusRecord]) -> None:
+        self.doc_words = [set(words(r.contents)) for r in corpus]
+
+    def fill(self, queries: Sequence[Query], k_aux: int, top_docs: int) -> None:
+        for query in queries:
+            terms = list(dict.fromkeys(words(query.question)))
+            query.expansion_terms = [(t, 1.0) for t in terms[:k_aux]]
+            overlap = np.array([len(set(terms) & d) for d in self.doc_words], dtype=np.float32)
+            order = np.lexsort((np.arange(overlap.size), -overlap))
+            order = order[overlap[order] > 0][:top_docs]
+            query.sparse_docs, query.sparse_scores = order.astype(np.int64), overlap[order]
+
+
+class OverlapScorer:
+    """Window scorer stand-in: share of the question's words found in the text."""
+
+    max_length = 128
+
+    def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        wanted = set(words(question)) or {""}
+        return np.array(
+            [len(wanted & set(words(t))) / len(wanted) for t in texts], dtype=np.float32
+        )
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """A tiny model's step is a few microseconds of math; a second OpenMP thread only adds
+    synchronisation, which on a busy 2-core machine costs 10-20x. Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
