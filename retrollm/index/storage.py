@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from retrollm.artifacts import atomic_dir
 from retrollm.index.build import SearchArrays
 
 FORMAT = "retrollm-corpus-index"
@@ -42,12 +41,7 @@ def save_arrays(
     path: Path, arrays: SearchArrays, doc_offsets: np.ndarray, fingerprint: str, backend: str
 ) -> None:
     """Write into a temporary sibling folder and rename it, so no half index is ever seen."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_dir(Path(path)) as tmp:
         payload = {
             TOKENS: arrays.tokens,
             SUFFIX_ARRAY: arrays.sa_words,
@@ -77,14 +71,6 @@ def save_arrays(
             "files": {name: _describe(tmp / name) for name in payload},
         }
         (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_arrays(
