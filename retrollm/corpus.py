@@ -11,12 +11,12 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from retrollm.artifacts import read_manifest, read_records
-from retrollm.jsonl import OnError, handle_bad_record
+from retrollm.jsonl import OnError, handle_bad_record, json_lines, validation_reason
 from schemas.manifest import Skip
 from schemas.records import CorpusRecord
 
@@ -47,28 +47,6 @@ class FlashRAGPassage(BaseModel):
     title: str | None = None
 
 
-def _reason(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "record"
-    return f"{where}: {first['msg']}"
-
-
-def json_lines(path: Path, on_error: OnError, skips: list[Skip]) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, parsed JSON) for each non-blank line; malformed lines are bad.
-
-    Unlike `read_jsonl`, the line number comes along, because duplicate ids can only be
-    found after parsing and must still be reported as file:line.
-    """
-    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as error:
-                handle_bad_record(path, number, f"malformed JSON: {error.msg}", on_error, skips)
-
-
 def _passage(
     path: Path,
     line: int,
@@ -88,7 +66,7 @@ def _passage(
     try:
         record = CorpusRecord(id=str(raw_id), title=title, contents=f"{title}\n{body}")
     except ValidationError as error:
-        handle_bad_record(path, line, _reason(error), on_error, skips)
+        handle_bad_record(path, line, validation_reason(error), on_error, skips)
         return None
     return Passage(line, record.id, record.title, record.contents.split("\n", 1)[1])
 
@@ -136,7 +114,7 @@ def read_flashrag_corpus(path: Path, on_error: OnError, skips: list[Skip]) -> It
         try:
             line = FlashRAGPassage.model_validate(raw)
         except ValidationError as error:
-            handle_bad_record(path, number, _reason(error), on_error, skips)
+            handle_bad_record(path, number, validation_reason(error), on_error, skips)
             continue
         title, body = _split_title(line.contents, line.title)
         passage = _passage(path, number, line.id, title, body, on_error, skips)

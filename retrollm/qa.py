@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from tqdm import tqdm
 
 from retrollm.artifacts import ArtifactError, read_manifest, read_records
-from retrollm.corpus import json_lines
-from retrollm.jsonl import OnError, handle_bad_record
+from retrollm.jsonl import OnError, handle_bad_record, json_lines, validation_reason
 from retrollm.text import AnswerMatcher
 from schemas.manifest import Skip
 from schemas.records import QARecord
@@ -37,12 +36,6 @@ class FlashRAGQuestion(BaseModel):
     id: str | int
     question: str
     golden_answers: list[str]
-
-
-def _reason(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "record"
-    return f"{where}: {first['msg']}"
 
 
 def _dpr_answers(text: str) -> list[str]:
@@ -88,7 +81,7 @@ def read_dpr_tsv(
                     ),
                 )
             except ValidationError as error:
-                handle_bad_record(path, line, _reason(error), on_error, skips)
+                handle_bad_record(path, line, validation_reason(error), on_error, skips)
             except ValueError as error:
                 handle_bad_record(path, line, str(error), on_error, skips)
 
@@ -108,7 +101,7 @@ def read_flashrag_qa(
                 ),
             )
         except ValidationError as error:
-            handle_bad_record(path, line, _reason(error), on_error, skips)
+            handle_bad_record(path, line, validation_reason(error), on_error, skips)
 
 
 def read_split(
