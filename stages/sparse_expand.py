@@ -1,0 +1,160 @@
+"""Stage sparse_expand: SPLADE document vectors of the corpus, and per question its
+expansion terms and SPLADE document ranking (RETROLLM.md 3-4).
+
+Steps: check the corpus and every dataset's manifest (a dataset built from another
+corpus is refused), encode the documents into an inverted index (docs/), encode every
+question of every dataset and split, keep its top terms and top documents
+(queries/DATASET/SPLIT.msgpack), write the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from pydantic import Field
+from tqdm.auto import tqdm
+
+from retrollm.artifacts import (
+    ArtifactError,
+    atomic_dir,
+    input_ref,
+    read_manifest,
+    read_records,
+    write_manifest,
+    write_records,
+)
+from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
+from schemas import CorpusRecord, InputRef, Manifest, QARecord
+from schemas.retrieval import SparseQuery
+from stages.common import Paths, StageParams, load_params, load_paths, run_stage
+
+SCHEMA_VERSION = 1
+SPLITS = ("train", "test")
+
+
+class SparseExpandParams(StageParams):
+    model: Path = Field(Path("data/assets/splade"), description="SPLADE model folder.")
+    top_terms: int = Field(8, ge=0, description="Expansion terms per question (k_aux).")
+    top_docs: int = Field(100, ge=1, description="Documents kept in each question's ranking.")
+    max_length: int = Field(256, ge=8, description="Tokens per text the encoder reads.")
+    batch_size: int = Field(32, ge=1, description="Texts per encoder forward pass.")
+    device: str = Field("cpu", description="torch device of the encoder.")
+    threads: int = Field(2, ge=1, description="torch CPU threads (set, so timings compare).")
+
+
+def dataset_folders(qa_root: Path) -> list[Path]:
+    """Every prepare_qa output under paths.qa (a folder with a manifest)."""
+    return sorted(p.parent for p in Path(qa_root).glob("*/manifest.json"))
+
+
+def check_inputs(paths: Paths) -> dict[str, InputRef]:
+    """Input refs; refuses QA sets whose answerable flags came from another corpus."""
+    refs = {"corpus": input_ref(paths.corpus, "corpus")}
+    for folder in dataset_folders(paths.qa):
+        ref = input_ref(folder, "qa")
+        corpus_ref = read_manifest(folder, "qa").inputs.get("corpus")
+        if corpus_ref is not None and corpus_ref.fingerprint != refs["corpus"].fingerprint:
+            raise ArtifactError(
+                f"{folder}: built from another corpus than {paths.corpus}; rerun prepare_qa"
+            )
+        refs[f"qa/{folder.name}"] = ref
+    if (Path(paths.assets) / "manifest.json").is_file():
+        refs["assets"] = input_ref(paths.assets, "assets")
+    return refs
+
+
+def model_digest(folder: Path) -> str:
+    """sha256 over the model folder's files: names the exact weights in the manifest,
+    also for a model given outside data/assets."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(file.relative_to(folder).as_posix().encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def encode_corpus(encoder: SpladeEncoder, paths: Paths, batch_size: int) -> SparseDocIndex:
+    documents = [r.contents for r in read_records(paths.corpus / "documents.msgpack", CorpusRecord)]
+    expected = read_manifest(paths.corpus, "corpus").counts.get("documents", len(documents))
+    if len(documents) != expected:
+        raise ArtifactError(f"{paths.corpus}: {len(documents)} documents, manifest says {expected}")
+    return SparseDocIndex.build(encoder.encode(documents, batch_size, progress=True))
+
+
+def expand(
+    encoder: SpladeEncoder,
+    doc_index: SparseDocIndex,
+    questions: list[QARecord],
+    params: SparseExpandParams,
+    desc: str,
+) -> Iterator[SparseQuery]:
+    """SparseQuery per question, in input order; SPLADE sees the bare question only."""
+    chunk = params.batch_size * 32  # bounded memory, one progress step per chunk
+    with tqdm(total=len(questions), desc=desc, unit="q") as bar:
+        for lo in range(0, len(questions), chunk):
+            batch = questions[lo : lo + chunk]
+            rows = encoder.encode([q.question for q in batch], params.batch_size)
+            for i, record in enumerate(batch):
+                vector = rows.row(i)
+                terms = encoder.top_terms_of(vector, params.top_terms)
+                docs, scores = doc_index.search(vector, params.top_docs)
+                yield SparseQuery(
+                    id=record.id,
+                    question=record.question,
+                    terms=[t for t, _ in terms],
+                    term_weights=[w for _, w in terms],
+                    doc_ranking=docs.tolist(),
+                    doc_scores=scores.tolist(),
+                )
+            bar.update(len(batch))
+
+
+def main(params: SparseExpandParams, paths: Paths) -> dict[str, int]:
+    torch.set_num_threads(params.threads)
+    inputs = check_inputs(paths)
+    encoder = SpladeEncoder(params.model, params.device, params.max_length)
+    counts: dict[str, int] = {}
+    with atomic_dir(paths.splade) as out:
+        doc_index = encode_corpus(encoder, paths, params.batch_size)
+        doc_index.save(out / "docs")
+        counts |= {"documents": doc_index.n_docs, "doc_nonzeros": doc_index.nnz}
+        for folder in dataset_folders(paths.qa):
+            for split in SPLITS:
+                source = folder / f"{split}.msgpack"
+                if not source.is_file():
+                    continue
+                questions = list(read_records(source, QARecord))
+                target = out / "queries" / folder.name / f"{split}.msgpack"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                desc = f"{folder.name}/{split}"
+                written = write_records(target, expand(encoder, doc_index, questions, params, desc))
+                counts[f"{folder.name}_{split}_queries"] = written
+        write_manifest(
+            out,
+            Manifest(
+                schema_name="splade",
+                schema_version=SCHEMA_VERSION,
+                stage="sparse_expand",
+                params=params.model_dump(mode="json"),
+                inputs=inputs,
+                counts=counts,
+                extra={
+                    "model_sha256": model_digest(params.model),
+                    "vocab_size": encoder.vocab_size,
+                    "mean_doc_nonzeros": round(doc_index.nnz / max(doc_index.n_docs, 1), 2),
+                    "layout": "docs/: SparseDocIndex (term -> postings); "
+                    "queries/DATASET/SPLIT.msgpack: SparseQuery stream in QA order",
+                },
+            ),
+        )
+    return counts
+
+
+if __name__ == "__main__":
+    run_stage(
+        "sparse_expand",
+        lambda: main(load_params("sparse_expand", SparseExpandParams), load_paths()),
+    )
