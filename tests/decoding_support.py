@@ -84,3 +84,16 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+class FixedSparse:
+    """SPLADE stand-in that returns the same terms and document ranking for every question."""
+
+    def __init__(self, terms: Sequence[str], docs: Sequence[int]) -> None:
+        self.terms, self.docs = list(terms), np.asarray(docs, dtype=np.int64)
+
+    def fill(self, queries: Sequence[Query], k_aux: int, top_docs: int) -> None:
+        for query in queries:
+            query.expansion_terms = [(t, 1.0) for t in self.terms[:k_aux]]
+            query.sparse_docs = self.docs[:top_docs]
+            query.sparse_scores = np.ones(len(query.sparse_docs), dtype=np.float32)

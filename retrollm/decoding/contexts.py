@@ -102,10 +102,11 @@ class RetrievalContexts:
             doc_ids=self.doc_ids,
             titles=self.titles,
         )
-        if not any(d.clue_rank is not None for d in documents):
-            hyp.set_status("no_clue_hits", "no clue or expansion term scored any document")
         if not documents:
             hyp.set_status("no_documents", "no candidate document (no clue hit, no SPLADE hit)")
+        if not any(self.index.count(seq) for _, seq in generated + expansion):
+            hyp.set_status("no_clue_hits", "no clue or expansion term scored a document (no hit)")
+        if not documents:
             return _Pending(hyp, terms, [], None, [], [], [])
         doc_indices = [d.doc_index for d in documents]
         sub_index = self.index.restrict(doc_indices)
