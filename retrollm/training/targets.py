@@ -1,0 +1,183 @@
+"""Target sequences in RetroLLM's output format, and the proof that they are reachable.
+
+    prompt <|clue|> c1 <|sep|> c2 <|/clue|> <|evidence|> e1 <|sep|> e2 <|/evidence|>
+    " The answer is" " X." EOS
+
+Clues and evidences are inserted as *corpus token ids*, never re-tokenized text: the
+decoder's constraint allows exactly the token sequences that occur in the index, and the
+same words can tokenize differently in isolation than inside a document. " The answer is"
+is encoded on its own, as the decoder forces it; the answer " X." follows as free text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from retrollm.training.masks import (
+    ANSWER,
+    CLUE,
+    PROMPT,
+    STRUCTURE,
+    evidence_roles,
+    weights_from_roles,
+)
+
+ANSWER_PREFIX = " The answer is"
+
+
+class UnreachableTargetError(AssertionError):
+    """A target the constrained decoder could never produce (a bug, never a data issue)."""
+
+
+@dataclass(frozen=True)
+class Special:
+    """The ids a target needs besides text: RetroLLM's five tokens and end-of-sequence."""
+
+    clue: int
+    clue_end: int
+    evidence: int
+    evidence_end: int
+    sep: int
+    eos: int
+
+    @property
+    def ids(self) -> frozenset[int]:
+        return frozenset(
+            (self.clue, self.clue_end, self.evidence, self.evidence_end, self.sep, self.eos)
+        )
+
+
+@dataclass(frozen=True)
+class Sequence_:
+    """Token ids and one role character per token."""
+
+    input_ids: list[int]
+    roles: str
+
+    def weights(self, gamma: float) -> list[float]:
+        return weights_from_roles(self.roles, gamma)
+
+
+def answer_text(answer: str) -> str:
+    """ " X." as the target writes it: one leading space, a closing period unless present."""
+    answer = answer.strip()
+    return f" {answer}" if answer.endswith((".", "!", "?")) else f" {answer}."
+
+
+def build_sequence(
+    prompt: Sequence[int],
+    clues: Sequence[Sequence[int]],
+    evidences: Sequence[Sequence[int]],
+    answer_prefix_ids: Sequence[int],
+    answer_ids: Sequence[int],
+    special: Special,
+    keep_fraction: float,
+) -> Sequence_:
+    """Assemble prompt and target with roles; evidence middles get the masked role."""
+    ids: list[int] = list(prompt)
+    roles = [PROMPT * len(prompt)]
+
+    def put(tokens: Sequence[int], role: str) -> None:
+        ids.extend(int(t) for t in tokens)
+        roles.append(role * len(tokens) if len(role) == 1 else role)
+
+    put([special.clue], STRUCTURE)
+    for i, clue in enumerate(clues):
+        if i:
+            put([special.sep], STRUCTURE)
+        put(clue, CLUE)
+    put([special.clue_end, special.evidence], STRUCTURE)
+    for i, evidence in enumerate(evidences):
+        if i:
+            put([special.sep], STRUCTURE)
+        put(evidence, evidence_roles(len(evidence), keep_fraction))
+    put([special.evidence_end], STRUCTURE)
+    put(answer_prefix_ids, STRUCTURE)
+    put([*answer_ids, special.eos], ANSWER)
+    return Sequence_(ids, "".join(roles))
+
+
+@dataclass(frozen=True)
+class ParsedTarget:
+    """A target split back into its parts by the special tokens."""
+
+    clues: list[list[int]]
+    evidences: list[list[int]]
+    tail: list[int]
+
+
+def parse_target(target: Sequence[int], special: Special) -> ParsedTarget:
+    """Split a target (everything after the prompt) into clues, evidences and the rest.
+
+    Raises UnreachableTargetError when it does not follow the output format, so a
+    malformed sequence can never reach training.
+    """
+    t = [int(x) for x in target]
+
+    def expect(position: int, token: int, name: str) -> None:
+        if position >= len(t) or t[position] != token:
+            found = t[position] if position < len(t) else "end"
+            raise UnreachableTargetError(f"expected {name} at target position {position}: {found}")
+
+    def section(start: int, end_token: int) -> tuple[list[list[int]], int]:
+        parts: list[list[int]] = [[]]
+        for position in range(start, len(t)):
+            token = t[position]
+            if token == end_token:
+                return ([] if parts == [[]] else parts), position + 1
+            if token == special.sep:
+                parts.append([])
+            else:
+                parts[-1].append(token)
+        raise UnreachableTargetError("section is not closed")
+
+    expect(0, special.clue, "<|clue|>")
+    clues, after = section(1, special.clue_end)
+    expect(after, special.evidence, "<|evidence|>")
+    evidences, after = section(after + 1, special.evidence_end)
+    return ParsedTarget(clues, evidences, t[after:])
+
+
+def assert_reachable(
+    input_ids: Sequence[int],
+    prompt_length: int,
+    evidence_docs: Sequence[int],
+    index: object,
+    special: Special,
+    max_clue_tokens: int | None = None,
+) -> None:
+    """Check a target against the decoder's constraints, from its token ids alone.
+
+    Every clue must occur in the corpus (corpus-level constraint); evidence i must occur
+    inside document evidence_docs[i] (document-level constraint: the decoder allows
+    continuations inside candidate documents). Nothing in clues or evidences may be a
+    special token. `index` is a retrollm.index.CorpusIndex.
+    """
+    parsed = parse_target(input_ids[prompt_length:], special)
+    forbidden = special.ids
+    for number, clue in enumerate(parsed.clues):
+        if not clue:
+            raise UnreachableTargetError(f"clue {number} is empty")
+        if forbidden.intersection(clue):
+            raise UnreachableTargetError(f"clue {number} holds a special token")
+        if max_clue_tokens is not None and len(clue) > max_clue_tokens:
+            raise UnreachableTargetError(f"clue {number} is longer than {max_clue_tokens} tokens")
+        if index.count(clue) < 1:  # type: ignore[attr-defined]
+            raise UnreachableTargetError(f"clue {number} {clue} does not occur in the corpus")
+    if len(parsed.evidences) != len(evidence_docs):
+        raise UnreachableTargetError(
+            f"{len(parsed.evidences)} evidences in the target, {len(evidence_docs)} documents given"
+        )
+    for number, (evidence, doc) in enumerate(zip(parsed.evidences, evidence_docs, strict=True)):
+        if not evidence or forbidden.intersection(evidence):
+            raise UnreachableTargetError(f"evidence {number} is empty or holds a special token")
+        positions = index.locate(evidence)  # type: ignore[attr-defined]
+        docs = index.doc_of(positions) if len(positions) else np.zeros(0, dtype=np.int64)  # type: ignore[attr-defined]
+        found = sorted(set(docs.tolist()))
+        if doc not in found:
+            raise UnreachableTargetError(
+                f"evidence {number} does not occur in its document {doc} (found in {found[:5]})"
+            )
