@@ -20,7 +20,7 @@ import torch
 from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.constraints import Allowed, clue_rule, drop_ids, pick
 from retrollm.decoding.evidence import EvidenceRules
-from retrollm.decoding.loop import greedy_loop
+from retrollm.decoding.loop import LoopStats, greedy_loop
 from retrollm.decoding.state import EvidenceContext, Hypothesis, Phase, Query
 from retrollm.decoding.strategies import Strategy
 from retrollm.index import CorpusIndex, StateBatch
@@ -64,6 +64,7 @@ class Decoder:
         self.evidence = EvidenceRules(strategy, config, special, self.stop_ids, index)
         self.hyps: list[Hypothesis] = []
         self._leaving: list[Hypothesis] = []
+        self.loop_stats: list[LoopStats] = []  # one per decoded batch, for benchmarks
 
     # ------------------------------------------------------------------ driving
     def decode(self, queries: Sequence[Query]) -> list[Hypothesis]:
@@ -78,7 +79,7 @@ class Decoder:
         c = self.config
         max_steps = c.budget_tokens + len(self.answer_prefix) + c.max_answer_tokens + 4
         prompts = [h.query.prompt_ids for h in self.hyps]
-        greedy_loop(self.model, prompts, self.pad_id, self, max_steps)
+        self.loop_stats.append(greedy_loop(self.model, prompts, self.pad_id, self, max_steps))
         for hyp in self.hyps:
             hyp.timings["total"] = sum(hyp.timings.get(k, 0.0) for k in PHASE_KEYS)
         return self.hyps

@@ -18,7 +18,7 @@ import torch
 from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.contexts import RetrievalContexts
 from retrollm.decoding.decoder import Decoder
-from retrollm.decoding.sparse import SparseQueries
+from retrollm.decoding.sparse import SparseQueries, load_stored_queries
 from retrollm.decoding.state import Hypothesis, Query
 from retrollm.decoding.strategies import Strategy, resolve_strategy
 from retrollm.decoding.trace import build_prediction
@@ -45,8 +45,10 @@ class RetroLLM:
         self.config = config
         self.strategy: Strategy = resolve_strategy(config)
         self.special = SpecialTokenIds.from_tokenizer(tokenizer)
-        self.sparse = sparse
+        self.sparse, self.scorer = sparse, scorer
         contexts = None
+        if self.strategy.retrieve and (index is None or scorer is None):
+            raise ValueError(f"strategy {self.strategy.name!r} needs the index and a scorer")
         if self.strategy.retrieve:
             contexts = RetrievalContexts(index, tokenizer, scorer, config, self.strategy, corpus)
         self.decoder = Decoder(
@@ -82,6 +84,13 @@ class RetroLLM:
             scorer_dir = config.scorer_model or Path(paths.assets) / "biencoder"
             scorer = load_scorer(config.scorer, scorer_dir, config.scorer_max_length)
         return cls(model, tokenizer, index, corpus, config, sparse, scorer)
+
+    def with_config(self, config: DecodeConfig) -> RetroLLM:
+        """Another decoder over the same loaded model, index and retrieval models (a
+        benchmark or an ablation sweep loads them once)."""
+        return RetroLLM(
+            self.model, self.tokenizer, self.index, self.corpus, config, self.sparse, self.scorer
+        )
 
     # ------------------------------------------------------------------ answering
     def answer(self, questions: Sequence[QARecord | str]) -> list[Prediction]:
@@ -138,15 +147,12 @@ class RetroLLM:
 
 
 def load_sparse(paths: Any, config: DecodeConfig) -> SparseQueries:
-    """SPLADE encoder (live queries) plus sparse_expand's document index and stored
-    per-question results when that artifact exists."""
+    """SPLADE encoder (for questions never seen) plus sparse_expand's document index and
+    per-question results (data/splade: docs/, queries/DATASET/SPLIT.msgpack)."""
     from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
 
-    encoder = SpladeEncoder(config.splade_model or Path(paths.assets) / "splade")
+    model_dir = Path(config.splade_model or Path(paths.assets) / "splade")
     splade_dir = Path(paths.splade)
-    doc_index = None
-    for folder in (splade_dir / "doc_index", splade_dir / "docs", splade_dir):
-        if (folder / "meta.json").is_file():
-            doc_index = SparseDocIndex.load(folder)
-            break
-    return SparseQueries(encoder, doc_index, None)
+    doc_index = SparseDocIndex.load(splade_dir / "docs")
+    stored, _ = load_stored_queries(splade_dir, model_dir, config.k_aux, config.sparse_top_docs)
+    return SparseQueries(SpladeEncoder(model_dir), doc_index, stored)

@@ -8,9 +8,12 @@ the same encoder, so both paths give the same numbers.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+import msgpack
 import numpy as np
 
 from retrollm.decoding.state import Query
@@ -43,7 +46,7 @@ class SparseQueries:
         live: list[Query] = []
         for query in queries:
             found = self.stored.get(query.question)
-            if found is None or len(found.terms) < k_aux:
+            if found is None:
                 live.append(query)
                 continue
             query.expansion_terms = list(found.terms[:k_aux])
@@ -71,3 +74,30 @@ class SparseQueries:
             else:
                 query.sparse_docs = np.zeros(0, dtype=np.int64)
                 query.sparse_scores = np.zeros(0, dtype=np.float32)
+
+
+def load_stored_queries(
+    splade_dir: Path, model_dir: Path, k_aux: int, top_docs: int
+) -> tuple[dict[str, StoredSparse], str | None]:
+    """sparse_expand's per-question results keyed by question text, when they were made
+    by the same SPLADE model with at least k_aux terms and top_docs documents; else an
+    empty map and the reason (then every question is encoded live, same numbers)."""
+    manifest = Path(splade_dir) / "manifest.json"
+    if not manifest.is_file():
+        return {}, f"{splade_dir}: no sparse_expand artifact"
+    params = json.loads(manifest.read_text()).get("params", {})
+    if Path(params.get("model", "")).resolve() != Path(model_dir).resolve():
+        return {}, f"{splade_dir} was made with SPLADE model {params.get('model')}"
+    if params.get("top_terms", 0) < k_aux or params.get("top_docs", 0) < top_docs:
+        return {}, f"{splade_dir} keeps fewer terms or documents than asked"
+    stored: dict[str, StoredSparse] = {}
+    for path in sorted((Path(splade_dir) / "queries").glob("*/*.msgpack")):
+        with open(path, "rb") as handle:
+            # Raw maps, not pydantic: tens of thousands of records load in a second.
+            for raw in msgpack.Unpacker(handle, raw=False):
+                stored[raw["question"]] = StoredSparse(
+                    list(zip(raw["terms"], raw["term_weights"], strict=True)),
+                    np.asarray(raw["doc_ranking"], dtype=np.int32),
+                    np.asarray(raw["doc_scores"], dtype=np.float32),
+                )
+    return stored, None

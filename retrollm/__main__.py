@@ -1,0 +1,70 @@
+"""Command line: ask the RetroLLM decoder one question and see how it answered.
+
+    python -m retrollm ask "Who designed the Eiffel Tower?" [--params params.yaml]
+        [--adapter DIR] [--strategy NAME] [--json] [--threads 2]
+
+Artifacts come from params.yaml's `paths` and decoding knobs from its `decode` section,
+so the answer is the one `dvc repro` would give for the same question.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m retrollm", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    ask = commands.add_parser("ask", help="answer one question and print its trace")
+    ask.add_argument("question", help="the question (quote it)")
+    ask.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
+    ask.add_argument("--adapter", type=Path, default=None, help="LoRA adapter folder")
+    ask.add_argument("--strategy", default=None, help="override decode.strategy")
+    ask.add_argument("--json", action="store_true", help="print the Prediction record as JSON")
+    ask.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    return parser
+
+
+def ask(args: argparse.Namespace) -> int:
+    import torch
+
+    from retrollm.decoding import DecodeConfig
+    from retrollm.decoding.pipeline import RetroLLM
+    from retrollm.decoding.render import render
+    from stages.common import load_params, load_paths
+
+    torch.set_num_threads(args.threads)
+    paths = load_paths(args.params)
+    config = load_params("decode", DecodeConfig, args.params)
+    if args.strategy:
+        config = DecodeConfig.model_validate(config.model_dump() | {"strategy": args.strategy})
+    decoder = RetroLLM.from_artifacts(paths, config, adapter=args.adapter)
+    prediction = decoder.answer([args.question])[0]
+    if args.json:
+        print(prediction.model_dump_json(indent=2))
+        return 0
+    detokenize = doc_span = None
+    if decoder.index is not None:
+        index, tokenizer = decoder.index, decoder.tokenizer
+
+        def detokenize(start: int, end: int) -> str:
+            return tokenizer.decode(index.extract(start, end).tolist())
+
+        def doc_span(doc: int) -> tuple[int, int]:
+            return int(index.doc_offsets[doc]), int(index.doc_offsets[doc + 1])
+
+    render(prediction, detokenize, doc_span)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "ask":
+        return ask(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
