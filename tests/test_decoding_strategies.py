@@ -84,3 +84,12 @@ def test_ablations_run_end_to_end(setting: dict) -> None:
     assert all(p.windows == [] and p.evidences and p.status == "ok" for p in no_windows)
     no_clues = make(setting, clue_generation=False).answer(questions)
     assert all(p.clues == [] and p.output_text.startswith("<|clue|><|/clue|>") for p in no_clues)
+
+
+def test_params_yaml_decode_section_is_valid() -> None:
+    from pathlib import Path
+
+    from stages.common import load_params
+
+    config = load_params("decode", DecodeConfig, Path(__file__).parents[1] / "params.yaml")
+    assert config.strategy in strategy_names()
