@@ -35,13 +35,14 @@ def fixture_questions(split: str = "test") -> list[QARecord]:
         return [QARecord.model_validate(json.loads(line)) for line in handle if line.strip()]
 
 
-def build_index(tokenizer, corpus: Sequence[CorpusRecord]) -> CorpusIndex:  # type: ignore[no-untyped-def]
+def build_index(tokenizer, corpus: Sequence[CorpusRecord], fingerprint: str = "") -> CorpusIndex:  # type: ignore[no-untyped-def]
     ids = tokenizer(
         [r.contents for r in corpus], add_special_tokens=False, split_special_tokens=True
     )["input_ids"]
     offsets = np.zeros(len(ids) + 1, dtype=np.int64)
     np.cumsum([len(i) for i in ids], out=offsets[1:])
-    return CorpusIndex.build(np.concatenate([np.asarray(i) for i in ids]), offsets)
+    tokens = np.concatenate([np.asarray(i) for i in ids])
+    return CorpusIndex.build(tokens, offsets, tokenizer_fingerprint=fingerprint)
 
 
 class OverlapSparse:

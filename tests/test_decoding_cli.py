@@ -1,0 +1,78 @@
+"""`python -m retrollm ask` over artifact folders laid out as the pipeline writes them:
+covers RetroLLM.from_artifacts (model, index, corpus, SPLADE, scorer) end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from retrollm.__main__ import main
+from retrollm.artifacts import write_manifest, write_records
+from retrollm.models import load_tokenizer, tokenizer_fingerprint
+from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
+from schemas.manifest import Manifest
+from tests.decoding_support import build_index, fixture_corpus, one_torch_thread
+from tests.retrieval_tiny import tiny_biencoder, tiny_splade
+
+
+@pytest.fixture(scope="module")
+def params_file(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("artifacts")
+    corpus = fixture_corpus()
+    texts = [r.contents for r in corpus]
+    (root / "corpus").mkdir()
+    write_records(root / "corpus" / "documents.msgpack", corpus)
+    manifest = Manifest(
+        schema_name="corpus", schema_version=1, stage="test", counts={"documents": len(corpus)}
+    )
+    write_manifest(root / "corpus", manifest)
+    tokenizer = load_tokenizer(tiny_model_dir)
+    index = build_index(tokenizer, corpus, tokenizer_fingerprint(tokenizer))
+    index.save(root / "index")
+    assets = root / "assets"
+    assets.mkdir()
+    tiny_splade(assets / "splade", texts)
+    tiny_biencoder(assets / "biencoder", texts)
+    with one_torch_thread():
+        encoder = SpladeEncoder(assets / "splade")
+        SparseDocIndex.build(encoder.encode(texts)).save(root / "splade" / "docs")
+    paths = {"assets": assets, "corpus": root / "corpus", "model": tiny_model_dir,
+             "index": root / "index", "splade": root / "splade"}  # fmt: skip
+    params = {
+        "paths": {k: str(v) for k, v in paths.items()},
+        "decode": {"batch_size": 2, "max_answer_tokens": 8},
+    }
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def run(params_file: Path, *args: str) -> None:
+    with one_torch_thread():  # main sets the thread count; put it back afterwards
+        assert main(["ask", "Who designed the Eiffel Tower?", "--params", str(params_file),
+                     "--threads", "1", *args]) == 0  # fmt: skip
+
+
+def test_ask_json_prints_a_full_prediction(params_file: Path, capsys: Any) -> None:
+    run(params_file, "--json")
+    record = json.loads(capsys.readouterr().out)
+    assert record["well_formed"] and record["method"] == "retrollm"
+    assert record["clues"] and record["documents"] and record["evidences"]
+    assert len(record["expansion_terms"]) == 8
+
+
+def test_ask_prints_the_trace_readably(params_file: Path, capsys: Any) -> None:
+    run(params_file, "--strategy", "retrollm-hard-windows")
+    out = capsys.readouterr().out
+    for heading in ("RetroLLM", "Clues", "Candidate documents", "Evidence 1", "Answer", "Cost"):
+        assert heading in out
+
+
+def test_ask_naive_constrained(params_file: Path, capsys: Any) -> None:
+    run(params_file, "--strategy", "naive-constrained", "--json")
+    record = json.loads(capsys.readouterr().out)
+    assert record["method"] == "naive-constrained" and record["evidences"]
