@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,9 @@ def fixture_questions(split: str = "test") -> list[QARecord]:
         return [QARecord.model_validate(json.loads(line)) for line in handle if line.strip()]
 
 
-def build_index(tokenizer, corpus: Sequence[CorpusRecord], fingerprint: str = "") -> CorpusIndex:  # type: ignore[no-untyped-def]
+def build_index(
+    tokenizer: Any, corpus: Sequence[CorpusRecord], fingerprint: str = ""
+) -> CorpusIndex:
     ids = tokenizer(
         [r.contents for r in corpus], add_special_tokens=False, split_special_tokens=True
     )["input_ids"]

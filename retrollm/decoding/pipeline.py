@@ -64,18 +64,17 @@ class RetroLLM:
 
         model, tokenizer = load_causal_lm(paths.model, config.dtype, adapter)
         strategy = resolve_strategy(config)
-        needs_index = strategy.constrain_clues or strategy.retrieve or strategy.evidence != "free"
-        index = corpus = None
-        if needs_index or strategy.name == "unconstrained":
-            index = CorpusIndex.load(
-                paths.index, expected_tokenizer_fingerprint=tokenizer_fingerprint(tokenizer)
+        # Every strategy reads the index (unconstrained too: it reports whether its
+        # evidence happens to be verbatim); it is memory-mapped, so loading is cheap.
+        index = CorpusIndex.load(
+            paths.index, expected_tokenizer_fingerprint=tokenizer_fingerprint(tokenizer)
+        )
+        corpus = load_corpus(paths.corpus)
+        if len(corpus) != index.n_docs:
+            raise ValueError(
+                f"{paths.corpus} has {len(corpus)} documents but {paths.index} indexes "
+                f"{index.n_docs}; rebuild the index from this corpus"
             )
-            corpus = load_corpus(paths.corpus)
-            if len(corpus) != index.n_docs:
-                raise ValueError(
-                    f"{paths.corpus} has {len(corpus)} documents but {paths.index} indexes "
-                    f"{index.n_docs}; rebuild the index from this corpus"
-                )
         sparse = scorer = None
         if strategy.retrieve:
             sparse = load_sparse(paths, config)
