@@ -2,8 +2,10 @@
 
     python -m stages.evaluate DATASET METHOD
 
-METHOD names an entry of `evaluate.methods` or `evaluate.adapter_methods` (the latter need
-the trained adapter; dvc.yaml keeps them apart so baselines do not wait for training).
+METHOD names an entry of `evaluate.baseline_methods`, `evaluate.methods` (RetroLLM, base
+model) or `evaluate.adapter_methods` (RetroLLM, trained adapter). dvc.yaml runs each map as
+its own matrix stage so that each depends on what it reads only: baselines do not rerun
+when `decode` changes, and only the adapter methods wait for training.
 Output data/eval/DATASET/METHOD/: predictions.msgpack (every Prediction, traces kept),
 predictions.jsonl (the first few, for people), metrics.json (aggregate), manifest.json.
 """
@@ -27,6 +29,7 @@ from retrollm.qa import load_qa
 from schemas.manifest import InputRef, Manifest
 from schemas.prediction import Prediction
 from stages.common import Paths, StageParams, load_params, load_paths, load_yaml, run_stage
+from stages.dense_index import DenseParams, load_encoder
 
 EVAL_SCHEMA = "eval"
 EVAL_VERSION = 1
@@ -50,13 +53,6 @@ class MethodSpec(StageParams):
         return self
 
 
-class DenseParams(StageParams):
-    """The bi-encoder behind the rag-dense baseline."""
-
-    model: Path = Field(Path("data/assets/biencoder"), description="sentence-transformers folder.")
-    batch_size: int = Field(64, ge=1, description="Documents embedded together.")
-
-
 class EvaluateParams(StageParams):
     """The `evaluate:` section of params.yaml."""
 
@@ -78,30 +74,42 @@ class EvaluateParams(StageParams):
     model_dtype: Literal["float32", "bfloat16"] = Field("float32", description="Baseline LM dtype.")
     baselines: BaselineConfig = Field(default_factory=BaselineConfig)
     dense: DenseParams = Field(default_factory=DenseParams)
-    methods: dict[str, MethodSpec] = Field(description="Methods that need no training.")
+    baseline_methods: dict[str, MethodSpec] = Field(
+        default_factory=dict, description="direct and naive RAG (stage evaluate_baseline)."
+    )
+    methods: dict[str, MethodSpec] = Field(
+        default_factory=dict, description="RetroLLM on the base model (stage evaluate)."
+    )
     adapter_methods: dict[str, MethodSpec] = Field(
-        default_factory=dict, description="Methods over the trained adapter (after train)."
+        default_factory=dict,
+        description="RetroLLM over the trained adapter (stage evaluate_adapter, after train).",
     )
 
     @model_validator(mode="after")
-    def _adapter_split(self) -> EvaluateParams:
-        wrong = [n for n, s in self.methods.items() if s.adapter]
-        wrong += [n for n, s in self.adapter_methods.items() if not s.adapter]
-        if wrong:
-            raise ValueError(
-                f"{wrong}: methods with adapter: true belong in adapter_methods (and only "
-                "those), so DVC makes exactly them depend on the train stage"
-            )
-        if both := set(self.methods) & set(self.adapter_methods):
-            raise ValueError(f"{sorted(both)}: named in both methods and adapter_methods")
+    def _groups(self) -> EvaluateParams:
+        """Each map feeds one DVC matrix stage with its own deps, so a method in the wrong
+        map would run without (or wait for) the artifacts it needs."""
+        rules = {
+            "baseline_methods": (self.baseline_methods, lambda s: s.kind != "retrollm"),
+            "methods": (self.methods, lambda s: s.kind == "retrollm" and not s.adapter),
+            "adapter_methods": (self.adapter_methods, lambda s: s.kind == "retrollm" and s.adapter),
+        }
+        for group, (specs, fits) in rules.items():
+            if wrong := [name for name, spec in specs.items() if not fits(spec)]:
+                raise ValueError(
+                    f"{group}: {wrong} do not belong here (baseline_methods: direct/rag-*; "
+                    "methods: retrollm without adapter; adapter_methods: retrollm, adapter: true)"
+                )
+        names = [*self.baseline_methods, *self.methods, *self.adapter_methods]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"{dupes}: a method name may appear in one map only")
         return self
 
     def spec(self, method: str) -> MethodSpec:
-        found = self.methods.get(method) or self.adapter_methods.get(method)
-        if found is None:
-            known = ", ".join([*self.methods, *self.adapter_methods])
-            raise SystemExit(f"evaluate: unknown method {method!r} (known: {known})")
-        return found
+        every = self.baseline_methods | self.methods | self.adapter_methods
+        if method not in every:
+            raise SystemExit(f"evaluate: unknown method {method!r} (known: {', '.join(every)})")
+        return every[method]
 
 
 def _ref(folder: Path) -> InputRef:
@@ -111,14 +119,16 @@ def _ref(folder: Path) -> InputRef:
     )
 
 
-def _inputs(kind: Kind, spec: MethodSpec, paths: Paths, dataset: str) -> dict[str, Path]:
+def _inputs(spec: MethodSpec, paths: Paths, dataset: str, dense: Path) -> dict[str, Path]:
     """The artifacts a method reads; each one's manifest is checked and recorded."""
     inputs = {"qa": paths.qa / dataset, "model": paths.model}
-    if kind.startswith("rag"):
+    if spec.kind.startswith("rag"):
         inputs |= {"corpus": paths.corpus, "tokens": paths.tokens}
-    if kind == "retrollm":
-        inputs |= {"corpus": paths.corpus, "tokens": paths.tokens, "index": paths.index}
-        inputs |= {"splade": paths.splade}
+    if spec.kind == "rag-dense":
+        inputs["dense"] = dense
+    if spec.kind == "retrollm":
+        inputs |= {"corpus": paths.corpus, "index": paths.index, "splade": paths.splade}
+        inputs["assets"] = paths.assets  # SPLADE and the window scorer
     if spec.adapter:
         inputs["adapter"] = paths.adapter
     return inputs
@@ -175,9 +185,12 @@ def _search_fn(kind: Kind, texts: list[str], params: EvaluateParams):  # type: i
     else:
         from retrollm.retrieval.dense import DenseRetriever
 
-        retriever = DenseRetriever.build(
-            params.dense.model, texts, batch_size=params.dense.batch_size
-        )
+        retriever = DenseRetriever.load(params.dense.index, load_encoder(params.dense))
+        if retriever.n_docs != len(texts):
+            raise SystemExit(
+                f"{params.dense.index} embeds {retriever.n_docs} documents, the corpus has "
+                f"{len(texts)}: rerun the dense_index stage"
+            )
     return retriever.search
 
 
@@ -187,13 +200,18 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
     spec = params.spec(method)
     torch.set_num_threads(params.threads)
     inputs = {
-        name: _ref(folder) for name, folder in _inputs(spec.kind, spec, paths, dataset).items()
+        name: _ref(folder)
+        for name, folder in _inputs(spec, paths, dataset, params.dense.index).items()
     }
     records = load_qa(paths.qa / dataset, params.split)
     questions = select_questions(records, params.limit, params.seed, params.answerable_only)
-    section = load_yaml().get("decode") if spec.kind == "retrollm" else None
-    stage_params = params.model_dump(mode="json", exclude={"methods", "adapter_methods"})
-    stage_params |= {"method": method, "spec": spec.model_dump(mode="json"), "decode": section}
+    # What decides the predictions (not threads or chunking) goes in manifest and resume key.
+    unused = {"threads", "chunk_size", "baseline_methods", "methods", "adapter_methods"}
+    unused |= {"baselines", "dense", "model_dtype"} if spec.kind == "retrollm" else set()
+    stage_params = params.model_dump(mode="json", exclude=unused)
+    stage_params |= {"method": method, "spec": spec.model_dump(mode="json")}
+    if spec.kind == "retrollm":
+        stage_params["decode"] = load_yaml().get("decode")
     key = resume_key(
         {
             "params": stage_params,

@@ -52,7 +52,7 @@ class ReportParams(StageParams):
     rag_methods: list[str] = Field(["rag-bm25", "rag-dense"], description="Naive RAG rows.")
     ablations: list[str] = Field(default_factory=list, description="Rows expected below full.")
     train_log: Path = Field(
-        Path("data/models/adapter/dvclive"), description="The train stage's dvclive folder."
+        Path("data/train_live"), description="The train stage's dvclive folder (train.live_dir)."
     )
 
 
@@ -151,8 +151,9 @@ def write_acc_vs_tokens(results: list[dict[str, Any]], csv_path: Path, png_path:
 
 
 def read_loss(train_log: Path) -> list[tuple[float, float]]:
-    """(step, loss) rows from dvclive's plots/metrics/**/*loss*.tsv (first such file)."""
-    for path in sorted(Path(train_log).glob("plots/metrics/**/*loss*.tsv")):
+    """(step, loss) rows from dvclive's plots/metrics/**/loss.tsv, else another *loss*.tsv."""
+    metrics = Path(train_log) / "plots" / "metrics"
+    for path in [*sorted(metrics.glob("**/loss.tsv")), *sorted(metrics.glob("**/*loss*.tsv"))]:
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle, delimiter="\t"))
         if rows:

@@ -16,8 +16,6 @@ from retrollm.baselines import (
     run_baseline,
 )
 from retrollm.metrics import score
-from retrollm.models import load_causal_lm
-from retrollm.tiny import build_tiny_model
 from schemas.records import CorpusRecord, QARecord
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -36,9 +34,8 @@ def questions() -> list[QARecord]:
 
 
 @pytest.fixture(scope="module")
-def lm(tmp_path_factory: pytest.TempPathFactory, corpus: list[CorpusRecord]):  # type: ignore[no-untyped-def]
-    folder = build_tiny_model([r.contents for r in corpus], tmp_path_factory.mktemp("lm"))
-    return load_causal_lm(folder)
+def lm(tiny_model_and_tokenizer):  # type: ignore[no-untyped-def]
+    return tiny_model_and_tokenizer
 
 
 def _offsets(corpus: list[CorpusRecord]) -> np.ndarray:

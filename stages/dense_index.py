@@ -1,0 +1,88 @@
+"""Stage dense_index: bi-encoder embeddings of every corpus document, for rag-dense.
+
+    python -m stages.dense_index
+
+Embedding 10k documents takes many CPU minutes, far longer than answering a sample of
+questions, so it is done once here and shared by every dataset's rag-dense run (and by a
+DVC remote) instead of inside each evaluate cell. Output (`evaluate.dense.index`):
+embeddings.npy, dense_meta.json (retrollm.retrieval.dense layout), manifest.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from pydantic import Field
+
+from retrollm.artifacts import atomic_dir, input_ref, sha256_file, write_manifest
+from retrollm.corpus import CORPUS_SCHEMA, load_corpus
+from schemas.manifest import InputRef, Manifest
+from stages.common import StageParams, load_paths, load_yaml, run_stage
+
+DENSE_SCHEMA = "dense_index"
+DENSE_VERSION = 1
+
+
+class DenseParams(StageParams):
+    """`evaluate.dense`: the bi-encoder behind the rag-dense baseline and its index."""
+
+    model: Path = Field(Path("data/assets/biencoder"), description="sentence-transformers folder.")
+    index: Path = Field(Path("data/dense"), description="Output folder of this stage.")
+    max_length: int = Field(
+        256, ge=8, description="Tokens of a document the bi-encoder reads (its default, 256)."
+    )
+    batch_size: int = Field(64, ge=1, description="Texts embedded together.")
+    threads: int = Field(2, ge=1, description="torch CPU threads while embedding.")
+
+
+def model_ref(folder: Path) -> InputRef:
+    """The encoder folder as an input: a hash over its files (it has no manifest)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder)}:{sha256_file(path)}\n".encode())
+    return InputRef(path=str(folder), schema_name="biencoder", fingerprint=digest.hexdigest())
+
+
+def load_encoder(dense: DenseParams):  # type: ignore[no-untyped-def]
+    """The bi-encoder with this stage's truncation, for documents and queries alike."""
+    from retrollm.retrieval.scorer import BiEncoderScorer
+
+    return BiEncoderScorer(dense.model, max_length=dense.max_length, batch_size=dense.batch_size)
+
+
+def main() -> dict[str, int]:
+    from retrollm.retrieval.dense import DenseRetriever
+
+    dense = DenseParams.model_validate((load_yaml().get("evaluate") or {}).get("dense") or {})
+    paths = load_paths()
+    torch.set_num_threads(dense.threads)
+    corpus = load_corpus(paths.corpus)
+    encoder = load_encoder(dense)
+    # One call over all documents: sentence-transformers sorts them by length inside, so
+    # batches hold texts of similar length and little padding is computed.
+    texts = [record.contents for record in corpus]
+    retriever = DenseRetriever.build(encoder, texts, batch_size=max(1, len(texts)))
+    with atomic_dir(dense.index) as out:
+        retriever.save(out)
+        write_manifest(
+            out,
+            Manifest(
+                schema_name=DENSE_SCHEMA,
+                schema_version=DENSE_VERSION,
+                stage="dense_index",
+                params=dense.model_dump(mode="json", exclude={"threads"}),
+                inputs={
+                    "corpus": input_ref(paths.corpus, CORPUS_SCHEMA),
+                    "model": model_ref(dense.model),
+                },
+                counts={"documents": retriever.n_docs},
+                extra={"dim": int(retriever.embeddings.shape[1])},
+            ),
+        )
+    return {"documents": retriever.n_docs}
+
+
+if __name__ == "__main__":
+    run_stage("dense_index", main)
