@@ -2,6 +2,7 @@
 
     python -m bench.decode [--questions 32] [--batch 1 16] [--threads 2]
         [--strategies retrollm naive-constrained] [--dataset nq] [--params params.yaml]
+        [--set max_windows_total=16 ...]
 
 Loads the default artifacts once (params.yaml paths, `decode` section), takes the first N
 answerable test questions of the dataset, and prints one JSON line per (strategy, batch):
@@ -76,9 +77,13 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", default=DEFAULT_STRATEGIES)
     parser.add_argument("--dataset", default="nq")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="decode overrides (YAML values)"
+    )
     args = parser.parse_args()
 
     import torch
+    import yaml
 
     torch.set_num_threads(args.threads)
     from retrollm.decoding import DecodeConfig
@@ -88,6 +93,8 @@ def main() -> None:
 
     paths = load_paths(args.params)
     base = load_params("decode", DecodeConfig, args.params)
+    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    base = DecodeConfig.model_validate(base.model_dump() | overrides)
     records = [r for r in load_qa(paths.qa / args.dataset, "test") if r.answerable]
     questions = records[: args.questions]
     loaded = RetroLLM.from_artifacts(paths, base.model_copy(update={"strategy": "retrollm"}))
@@ -98,6 +105,7 @@ def main() -> None:
             decoder.answer(questions[:1])  # warm-up
             result = measure(decoder, questions)
             line = {"strategy": strategy, "batch": batch, "questions": len(questions)}
+            line |= {"overrides": overrides} if overrides else {}
             line |= result | {
                 "threads": args.threads,
                 "load_average_1m": round(os.getloadavg()[0], 2),

@@ -5,6 +5,7 @@ so a test's outcome depends on the decoder, not on random retrieval weights."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -101,3 +102,30 @@ class FixedSparse:
             query.expansion_terms = [(t, 1.0) for t in self.terms[:k_aux]]
             query.sparse_docs = self.docs[:top_docs]
             query.sparse_scores = np.ones(len(query.sparse_docs), dtype=np.float32)
+
+
+@dataclasses.dataclass
+class Setting:
+    """The tiny model with the fixture corpus indexed by its tokenizer."""
+
+    model: Any
+    tokenizer: Any
+    corpus: list[CorpusRecord]
+    index: CorpusIndex
+
+    @classmethod
+    def of(cls, model_and_tokenizer: tuple[Any, Any]) -> Setting:
+        model, tokenizer = model_and_tokenizer
+        corpus = fixture_corpus()
+        return cls(model, tokenizer, corpus, build_index(tokenizer, corpus))
+
+    def decoder(self, sparse: Any = None, **overrides: Any) -> Any:
+        """A RetroLLM over this setting with deterministic retrieval stand-ins."""
+        from retrollm.decoding import DecodeConfig
+        from retrollm.decoding.pipeline import RetroLLM
+
+        config = DecodeConfig(**({"batch_size": 4} | overrides))
+        sparse = sparse or OverlapSparse(self.corpus)
+        return RetroLLM(
+            self.model, self.tokenizer, self.index, self.corpus, config, sparse, OverlapScorer()
+        )

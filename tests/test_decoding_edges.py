@@ -7,15 +7,11 @@ from typing import Any
 
 import pytest
 
-from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.pipeline import RetroLLM
 from retrollm.retrieval.windows import term_variants
 from tests.decoding_support import (
     FixedSparse,
-    OverlapScorer,
-    OverlapSparse,
-    build_index,
-    fixture_corpus,
+    Setting,
     fixture_questions,
     one_torch_thread,
 )
@@ -24,30 +20,18 @@ EIFFEL_TOWER, SHAKESPEARE, PARIS = 15, 5, 0
 
 
 @pytest.fixture(scope="module")
-def setting(tiny_model_and_tokenizer: tuple[Any, Any]) -> Iterator[dict[str, Any]]:
-    model, tokenizer = tiny_model_and_tokenizer
-    corpus = fixture_corpus()
+def setting(tiny_model_and_tokenizer: tuple[Any, Any]) -> Iterator[Setting]:
     with one_torch_thread():
-        yield {"model": model, "tokenizer": tokenizer, "corpus": corpus,
-               "index": build_index(tokenizer, corpus)}  # fmt: skip
+        yield Setting.of(tiny_model_and_tokenizer)
 
 
-def make(setting: dict[str, Any], sparse: Any = None, **overrides: Any) -> RetroLLM:
-    corpus = setting["corpus"]
-    return RetroLLM(
-        setting["model"],
-        setting["tokenizer"],
-        setting["index"],
-        corpus,
-        DecodeConfig(**({"batch_size": 4} | overrides)),
-        sparse or OverlapSparse(corpus),
-        OverlapScorer(),
-    )
+def make(setting: Setting, sparse: Any = None, **overrides: Any) -> RetroLLM:
+    return setting.decoder(sparse, **overrides)
 
 
-def assert_verbatim(setting: dict[str, Any], prediction: Any) -> None:
-    index = setting["index"]
-    tokenizer = setting["tokenizer"]
+def assert_verbatim(setting: Setting, prediction: Any) -> None:
+    index = setting.index
+    tokenizer = setting.tokenizer
     for evidence in prediction.evidences:
         ids = index.extract(evidence.start, evidence.end).tolist()
         assert tokenizer.decode(ids) == evidence.text
@@ -59,7 +43,7 @@ def assert_verbatim(setting: dict[str, Any], prediction: Any) -> None:
 QUESTION = "Who designed the Eiffel Tower?"
 
 
-def test_no_clue_hit_and_no_document(setting: dict) -> None:
+def test_no_clue_hit_and_no_document(setting: Setting) -> None:
     sparse = FixedSparse(["zzqxv"], [])
     pred = make(setting, sparse, clue_generation=False).answer([QUESTION])[0]
     assert pred.status == "no_documents" and pred.well_formed
@@ -68,7 +52,7 @@ def test_no_clue_hit_and_no_document(setting: dict) -> None:
     assert "<|evidence|><|/evidence|>" in pred.output_text
 
 
-def test_no_clue_hit_but_sparse_documents(setting: dict) -> None:
+def test_no_clue_hit_but_sparse_documents(setting: Setting) -> None:
     sparse = FixedSparse(["zzqxv"], [EIFFEL_TOWER])
     pred = make(setting, sparse, clue_generation=False).answer([QUESTION])[0]
     assert pred.status == "no_clue_hits" and pred.well_formed
@@ -79,7 +63,7 @@ def test_no_clue_hit_but_sparse_documents(setting: dict) -> None:
 
 
 @pytest.mark.parametrize("strategy", ["retrollm", "retrollm-hard-windows"])
-def test_no_window_in_the_candidate_documents(setting: dict, strategy: str) -> None:
+def test_no_window_in_the_candidate_documents(setting: Setting, strategy: str) -> None:
     # The term hits only Shakespeare's article, but fusion keeps the SPLADE document.
     sparse = FixedSparse(["shakespeare"], [EIFFEL_TOWER])
     decoder = make(setting, sparse, clue_generation=False, top_docs=1, strategy=strategy)
@@ -90,10 +74,10 @@ def test_no_window_in_the_candidate_documents(setting: dict, strategy: str) -> N
     assert_verbatim(setting, pred)
 
 
-def test_window_at_a_document_edge(setting: dict) -> None:
+def test_window_at_a_document_edge(setting: Setting) -> None:
     sparse = FixedSparse(["paris"], [PARIS])
     pred = make(setting, sparse, clue_generation=False, top_docs=1).answer([QUESTION])[0]
-    offsets = setting["index"].doc_offsets
+    offsets = setting.index.doc_offsets
     assert pred.status == "ok" and pred.well_formed
     assert any(w.start == offsets[PARIS] for w in pred.windows)  # the title "Paris"
     for w in pred.windows:
@@ -101,8 +85,8 @@ def test_window_at_a_document_edge(setting: dict) -> None:
     assert_verbatim(setting, pred)
 
 
-def test_clue_that_occurs_once_gets_a_window_around_its_hit(setting: dict) -> None:
-    index, tokenizer = setting["index"], setting["tokenizer"]
+def test_clue_that_occurs_once_gets_a_window_around_its_hit(setting: Setting) -> None:
+    index, tokenizer = setting.index, setting.tokenizer
     once = next(
         (term, ids)
         for term in ("lattice", "wrought", "champ")
@@ -118,13 +102,13 @@ def test_clue_that_occurs_once_gets_a_window_around_its_hit(setting: dict) -> No
     assert_verbatim(setting, pred)
 
 
-def test_empty_question(setting: dict) -> None:
+def test_empty_question(setting: Setting) -> None:
     pred = make(setting).answer([""])[0]
     assert pred.status == "empty_question" and pred.well_formed
     assert pred.tokens_in > 0
 
 
-def test_over_long_question_is_cut_and_noted(setting: dict) -> None:
+def test_over_long_question_is_cut_and_noted(setting: Setting) -> None:
     decoder = make(setting, max_question_tokens=16)
     long_question = "Where is the Eiffel Tower? " * 40
     pred = decoder.answer([long_question])[0]
@@ -134,7 +118,7 @@ def test_over_long_question_is_cut_and_noted(setting: dict) -> None:
     assert pred.tokens_in <= short.tokens_in + 16
 
 
-def test_budget_running_out_inside_an_evidence_forces_its_end(setting: dict) -> None:
+def test_budget_running_out_inside_an_evidence_forces_its_end(setting: Setting) -> None:
     config = {"budget_tokens": 48, "min_evidence_tokens": 400, "max_evidence_tokens": 400}
     decoder = make(setting, **config)
     hyps = decoder.hypotheses(fixture_questions()[:4])
@@ -145,7 +129,7 @@ def test_budget_running_out_inside_an_evidence_forces_its_end(setting: dict) -> 
         assert_verbatim(setting, pred)
 
 
-def test_mixed_batch_of_edge_cases(setting: dict) -> None:
+def test_mixed_batch_of_edge_cases(setting: Setting) -> None:
     questions = ["", "Who designed the Eiffel Tower?", "x " * 300, "???"]
     preds = make(setting, max_question_tokens=32).answer(questions)
     assert [p.well_formed for p in preds] == [True] * 4

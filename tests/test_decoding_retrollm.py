@@ -14,52 +14,31 @@ from retrollm.decoding.pipeline import RetroLLM
 from retrollm.index import CorpusIndex
 from retrollm.models import SpecialTokenIds
 from tests.decoding_support import (
-    OverlapScorer,
-    OverlapSparse,
-    build_index,
-    fixture_corpus,
+    Setting,
     fixture_questions,
     one_torch_thread,
 )
 
 
 @pytest.fixture(scope="module")
-def setting(tiny_model_and_tokenizer: tuple[Any, Any]) -> Iterator[dict[str, Any]]:
-    model, tokenizer = tiny_model_and_tokenizer
-    corpus = fixture_corpus()
+def setting(tiny_model_and_tokenizer: tuple[Any, Any]) -> Iterator[Setting]:
     with one_torch_thread():
-        yield {
-            "model": model,
-            "tokenizer": tokenizer,
-            "corpus": corpus,
-            "index": build_index(tokenizer, corpus),
-            "special": SpecialTokenIds.from_tokenizer(tokenizer),
-        }
+        yield Setting.of(tiny_model_and_tokenizer)
 
 
-def make(setting: dict[str, Any], **overrides: Any) -> RetroLLM:
-    config = DecodeConfig(**({"batch_size": 8} | overrides))
-    corpus = setting["corpus"]
-    return RetroLLM(
-        setting["model"],
-        setting["tokenizer"],
-        setting["index"],
-        corpus,
-        config,
-        OverlapSparse(corpus),
-        OverlapScorer(),
-    )
+def make(setting: Setting, **overrides: Any) -> RetroLLM:
+    return setting.decoder(**({"batch_size": 8} | overrides))
 
 
 @pytest.fixture(scope="module", params=["retrollm", "retrollm-hard-windows"])
-def decoded(request: pytest.FixtureRequest, setting: dict[str, Any]) -> dict[str, Any]:
+def decoded(request: pytest.FixtureRequest, setting: Setting) -> dict[str, Any]:
     decoder = make(setting, strategy=request.param)
     hyps = decoder.hypotheses(fixture_questions())
     return {"decoder": decoder, "hyps": hyps, "preds": [decoder.prediction(h) for h in hyps]}
 
 
-def test_every_clue_occurs_in_the_corpus(decoded: dict, setting: dict) -> None:
-    index: CorpusIndex = setting["index"]
+def test_every_clue_occurs_in_the_corpus(decoded: dict, setting: Setting) -> None:
+    index: CorpusIndex = setting.index
     clues = [clue for h in decoded["hyps"] for clue in h.clues]
     assert clues, "the model wrote no clue at all"
     for clue in clues:
@@ -68,9 +47,9 @@ def test_every_clue_occurs_in_the_corpus(decoded: dict, setting: dict) -> None:
 
 
 def test_every_evidence_is_a_verbatim_span_of_one_candidate_document(
-    decoded: dict, setting: dict
+    decoded: dict, setting: Setting
 ) -> None:
-    index: CorpusIndex = setting["index"]
+    index: CorpusIndex = setting.index
     n_evidences = 0
     for hyp, pred in zip(decoded["hyps"], decoded["preds"], strict=True):
         candidates = {d.doc_index for d in pred.documents}
@@ -80,15 +59,15 @@ def test_every_evidence_is_a_verbatim_span_of_one_candidate_document(
             assert index.extract(trace.start, trace.end).tolist() == span.tokens
             first, last = index.doc_of([trace.start, trace.end - 1]).tolist()
             assert first == last == trace.doc_index  # nothing spans two documents
-            assert trace.title == setting["corpus"][trace.doc_index].title
+            assert trace.title == setting.corpus[trace.doc_index].title
     assert n_evidences >= len(decoded["hyps"])
 
 
-def test_format_forced_tokens_and_stopping_rules(decoded: dict, setting: dict) -> None:
-    special: SpecialTokenIds = setting["special"]
+def test_format_forced_tokens_and_stopping_rules(decoded: dict, setting: Setting) -> None:
+    special = SpecialTokenIds.from_tokenizer(setting.tokenizer)
     config = decoded["decoder"].config
     prefix = decoded["decoder"].decoder.answer_prefix
-    offsets = setting["index"].doc_offsets
+    offsets = setting.index.doc_offsets
     for hyp, pred in zip(decoded["hyps"], decoded["preds"], strict=True):
         out = hyp.generated
         assert pred.well_formed and pred.answer is not None
@@ -121,7 +100,7 @@ def test_trace_lists_documents_windows_and_answer(decoded: dict) -> None:
         assert pred.output_text.count("<|evidence|>") == 1
 
 
-def test_hard_windows_start_each_evidence_in_its_window(setting: dict) -> None:
+def test_hard_windows_start_each_evidence_in_its_window(setting: Setting) -> None:
     decoder = make(setting, strategy="retrollm-hard-windows")
     for pred in decoder.answer(fixture_questions()[:4]):
         for i, evidence in enumerate(pred.evidences):
@@ -131,7 +110,7 @@ def test_hard_windows_start_each_evidence_in_its_window(setting: dict) -> None:
             assert window.start <= evidence.start < window.start + head
 
 
-def test_batch_equals_one_by_one(setting: dict) -> None:
+def test_batch_equals_one_by_one(setting: Setting) -> None:
     questions = fixture_questions()[:5]
     batched = make(setting, batch_size=5).hypotheses(questions)
     single = make(setting, batch_size=1).hypotheses(questions)
@@ -140,7 +119,7 @@ def test_batch_equals_one_by_one(setting: dict) -> None:
         assert [e.start for e in a.evidences] == [e.start for e in b.evidences]
 
 
-def test_eq12_bonus_steers_evidence_into_the_best_window(setting: dict) -> None:
+def test_eq12_bonus_steers_evidence_into_the_best_window(setting: Setting) -> None:
     # With lambda = 0 the evidence is wherever the random model likes in the candidate
     # documents; with the paper's lambda it starts inside the top window.
     question = fixture_questions()[:1]

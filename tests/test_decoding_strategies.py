@@ -12,31 +12,20 @@ from retrollm.decoding import DecodeConfig, get_strategy, strategy_names
 from retrollm.decoding.pipeline import RetroLLM
 from retrollm.decoding.strategies import resolve_strategy
 from tests.decoding_support import (
-    OverlapScorer,
-    OverlapSparse,
-    build_index,
-    fixture_corpus,
+    Setting,
     fixture_questions,
     one_torch_thread,
 )
 
 
 @pytest.fixture(scope="module")
-def setting(tiny_model_and_tokenizer: tuple[Any, Any]) -> Iterator[dict[str, Any]]:
-    model, tokenizer = tiny_model_and_tokenizer
-    corpus = fixture_corpus()
+def setting(tiny_model_and_tokenizer: tuple[Any, Any]) -> Iterator[Setting]:
     with one_torch_thread():
-        yield {"model": model, "tokenizer": tokenizer, "corpus": corpus,
-               "index": build_index(tokenizer, corpus)}  # fmt: skip
+        yield Setting.of(tiny_model_and_tokenizer)
 
 
-def make(setting: dict[str, Any], **overrides: Any) -> RetroLLM:
-    corpus = setting["corpus"]
-    config = DecodeConfig(**({"batch_size": 4} | overrides))
-    return RetroLLM(
-        setting["model"], setting["tokenizer"], setting["index"], corpus, config,
-        OverlapSparse(corpus), OverlapScorer(),
-    )  # fmt: skip
+def make(setting: Setting, **overrides: Any) -> RetroLLM:
+    return setting.decoder(**overrides)
 
 
 def test_registry_names_and_unknown_names() -> None:
@@ -59,8 +48,8 @@ def test_ablation_switches_reshape_the_strategy() -> None:
     assert hard.evidence == "candidates"
 
 
-def test_naive_constrained_evidence_comes_from_anywhere_in_the_corpus(setting: dict) -> None:
-    index = setting["index"]
+def test_naive_constrained_evidence_comes_from_anywhere_in_the_corpus(setting: Setting) -> None:
+    index = setting.index
     for hyp in make(setting, strategy="naive-constrained").hypotheses(fixture_questions()[:4]):
         pred_clues = hyp.clues
         assert pred_clues == [] and hyp.context.documents == []
@@ -69,14 +58,14 @@ def test_naive_constrained_evidence_comes_from_anywhere_in_the_corpus(setting: d
             assert index.extract(span.start, span.start + len(span.tokens)).tolist() == span.tokens
 
 
-def test_unconstrained_keeps_the_format_only(setting: dict) -> None:
+def test_unconstrained_keeps_the_format_only(setting: Setting) -> None:
     preds = make(setting, strategy="unconstrained").answer(fixture_questions()[:4])
     for pred in preds:
         assert pred.well_formed and pred.documents == [] and pred.windows == []
         assert all(e.verbatim == (e.doc_index >= 0) for e in pred.evidences)
 
 
-def test_ablations_run_end_to_end(setting: dict) -> None:
+def test_ablations_run_end_to_end(setting: Setting) -> None:
     questions = fixture_questions()[:2]
     no_expansion = make(setting, clue_expansion=False).answer(questions)
     assert all(p.expansion_terms == [] and p.well_formed for p in no_expansion)
