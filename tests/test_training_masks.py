@@ -133,3 +133,16 @@ def test_padding_side_does_not_change_the_loss(tiny_model_and_tokenizer) -> None
         right = forward_sum(model, Collator(0, "right")(items))
         left = forward_sum(model, Collator(0, "left")(items))
     assert float(right) == pytest.approx(float(left), rel=1e-5)
+
+
+def test_selected_logits_give_the_full_weighted_loss(tiny_model_and_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    from retrollm.training.loop import forward_sum
+
+    model, _ = tiny_model_and_tokenizer
+    data = TrainDataset([([5, 6, 7, 8, 9], [0, 1, 0, 2, 2]), ([10, 11, 12], [0, 0, 2])], 0, False)
+    batch = Collator(0)([data[0], data[1]])
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        full = weighted_nll(logits, batch["labels"], batch["weights"])
+        selected = forward_sum(model, batch)
+    assert float(selected) == pytest.approx(float(full), rel=1e-5)

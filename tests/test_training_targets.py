@@ -14,8 +14,9 @@ import pytest
 from retrollm.index import CorpusIndex
 from retrollm.models import SpecialTokenIds, load_tokenizer, prompt_ids
 from retrollm.training.clues import candidate_spans
-from retrollm.training.evidence import matching_answer
+from retrollm.training.evidence import matching_answer, sentence_windows
 from retrollm.training.targets import (
+    Limits,
     Special,
     UnreachableTargetError,
     assert_reachable,
@@ -142,3 +143,27 @@ def test_clue_spans_skip_stop_words() -> None:
     assert "Mona Lisa" in spans and "painted" in spans
     assert not any(s.split()[0].lower() in {"who", "the"} for s in spans)
     assert "painted the Mona" in spans  # stop words inside a span are fine
+
+
+def test_windows_take_whole_sentences_up_to_the_decoder_minimum() -> None:
+    sentences = [(0, 10), (11, 30), (31, 80), (81, 90)]
+    assert sentence_windows(sentences, 95, 64, 128) == [(0, 80), (11, 80), (31, 95), (81, 95)]
+    assert sentence_windows(sentences, 95, 64, 50) == [(0, 50), (11, 61), (31, 81), (81, 95)]
+    assert sentence_windows(sentences, 95, 0, 128) == sentences  # plain sentences
+
+
+def test_length_rules_are_enforced(env: dict[str, Any]) -> None:
+    example, _ = _build(env, _questions("train")[0])
+    assert example is not None
+    args = (example.input_ids, example.prompt_length, [e.doc_index for e in example.evidences])
+    with pytest.raises(UnreachableTargetError, match="clue 0"):
+        assert_reachable(*args, env["index"], env["special"], Limits(clue_min_tokens=50))
+    evidence = example.evidences[0]
+    too_short = Limits(evidence_min_tokens=evidence.end - evidence.start + 1)
+    if evidence.end == int(env["index"].doc_offsets[evidence.doc_index + 1]):
+        assert_reachable(*args, env["index"], env["special"], too_short)  # ends its document
+    else:
+        with pytest.raises(UnreachableTargetError, match="does not end its document"):
+            assert_reachable(*args, env["index"], env["special"], too_short)
+    with pytest.raises(UnreachableTargetError, match="evidences >"):
+        assert_reachable(*args, env["index"], env["special"], Limits(max_evidences=0))

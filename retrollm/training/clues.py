@@ -5,7 +5,9 @@ The paper had a 70B LLM name the key entities. Offline we rank candidate spans (
 decoder itself uses to score documents, w = log(N / CF) + log(N / DF) (RETROLLM.md eq. 5):
 rare, specific phrases ("Harry Potter", "Eiffel Tower") outrank common words, and a span
 that does not occur in the corpus at all, or more than `max_hits` times (the released
-code's cut-off: such a clue selects nothing), is never a clue.
+code's cut-off: such a clue selects nothing), is never a clue. Nor is a span whose tokens
+fall outside the decoder's clue lengths (U: at least 2 tokens before a separator, at
+most 7), so single-token words only become clues inside longer spans.
 
 Questions are often lower-cased (NQ), the corpus is not: each span is tried as written,
 in Title Case and in lower case, with and without a leading space, and the corpus form
@@ -81,6 +83,7 @@ class ClueFinder:
         index: object,
         tokenizer: object,
         max_words: int = 3,
+        min_tokens: int = 2,
         max_tokens: int = 7,
         max_hits: int = 1000,
         forbidden_ids: Iterable[int] = (),
@@ -88,6 +91,7 @@ class ClueFinder:
         self.index = index
         self.tokenizer = tokenizer
         self.max_words = max_words
+        self.min_tokens = min_tokens
         self.max_tokens = max_tokens
         self.max_hits = max_hits
         self.forbidden = frozenset(forbidden_ids)
@@ -105,7 +109,9 @@ class ClueFinder:
         best: tuple[int, list[int]] | None = None
         for form in _variants(span, recase):
             ids = self.tokenizer.encode(form, add_special_tokens=False)  # type: ignore[attr-defined]
-            if not ids or len(ids) > self.max_tokens or self.forbidden.intersection(ids):
+            if not self.min_tokens <= len(ids) <= self.max_tokens:
+                continue
+            if self.forbidden.intersection(ids):
                 continue
             count = int(self.index.count(ids))  # type: ignore[attr-defined]
             if best is None or count > best[0]:

@@ -1,11 +1,19 @@
-"""Candidate evidences for a training question: corpus sentences as token spans.
+"""Candidate evidences for a training question: sentence-aligned corpus token windows.
 
-Sentences are cut on the corpus *token ids* (the same ids the index holds), so every
-candidate is a verbatim [start, end) span of one document and stays so in the target.
-A boundary falls after a token whose text ends a sentence ('.', '!', '?', optionally
-followed by a closing quote or bracket) when the next token starts with white space, and
-around line breaks (which separate a document's title from its text). Sentences longer
-than `max_tokens` are cut into consecutive pieces, so no target evidence exceeds it.
+Everything is cut on the corpus *token ids* (the ids the index holds), so a candidate is
+a verbatim [start, end) span of one document and stays so in the target.
+
+Sentences: a boundary falls after a token whose text ends a sentence ('.', '!', '?',
+optionally followed by a closing quote or bracket) when the next token starts with white
+space, and around line breaks; lines that do not end like a sentence (titles, headings)
+are no sentences.
+
+Evidence windows: the paper's evidences are sentences, but the decoder's length rules
+(U, RETROLLM.md 6) only let an evidence end after `min_tokens` (64) tokens, or at the end
+of its document, and force it to end by 160. A target the decoder cannot produce teaches
+nothing, so a candidate starts at a sentence and takes whole following sentences until
+it has at least `min_tokens` tokens (cut at `max_tokens` if a sentence runs on; running
+into the document's end is allowed). With `min_tokens = 0` candidates are plain sentences.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ class Span:
     end: int
     text: str
 
+    def overlaps(self, other: Span) -> bool:
+        return self.start < other.end and other.start < self.end
+
 
 class TokenTexts:
     """The decoded text of every vocabulary id, computed once (sentence cutting looks at
@@ -47,15 +58,8 @@ class TokenTexts:
         self.blank = np.array([not t.strip() for t in self.texts])
 
 
-def split_sentences(
-    ids: np.ndarray, texts: TokenTexts, max_tokens: int, min_tokens: int
-) -> list[tuple[int, int]]:
-    """Sentence spans [lo, hi) (local to `ids`) with leading/trailing blank tokens trimmed.
-
-    Lines that do not end like a sentence (titles, headings) and spans shorter than
-    `min_tokens` (stray fragments) are dropped; a sentence longer than `max_tokens` is cut
-    into pieces that are all kept.
-    """
+def split_sentences(ids: np.ndarray, texts: TokenTexts) -> list[tuple[int, int]]:
+    """Sentence spans [lo, hi) (local to `ids`), blank tokens trimmed at both ends."""
     n = int(ids.shape[0])
     if n == 0:
         return []
@@ -74,34 +78,50 @@ def split_sentences(
             a += 1
         while b > a and texts.blank[ids[b - 1]]:
             b -= 1
-        if b - a <= max_tokens and not texts.ends_sentence[ids[b - 1]]:
-            continue  # a title or heading line, not a sentence
-        for piece in range(a, b, max_tokens):
-            end = min(b, piece + max_tokens)
-            if end - piece >= min_tokens:
-                spans.append((piece, end))
+        if b > a and texts.ends_sentence[ids[b - 1]]:  # else a title or heading line
+            spans.append((a, b))
     return spans
 
 
-class SentenceStore:
-    """Sentences of documents, cut once per document and reused across questions."""
+def sentence_windows(
+    sentences: Sequence[tuple[int, int]], n_tokens: int, min_tokens: int, max_tokens: int
+) -> list[tuple[int, int]]:
+    """One window per sentence start: whole sentences until >= min_tokens tokens, cut at
+    max_tokens; a window that runs out of sentences ends at the document end."""
+    windows = []
+    for i, (start, end) in enumerate(sentences):
+        j = i
+        while end - start < min_tokens and j + 1 < len(sentences):
+            j += 1
+            end = sentences[j][1]
+        if end - start < min_tokens:
+            end = n_tokens  # the document ends first: the decoder may stop there
+        windows.append((start, min(end, start + max_tokens)))
+    return windows
 
-    def __init__(self, index: object, tokenizer: object, max_tokens: int, min_tokens: int) -> None:
+
+class WindowStore:
+    """Evidence windows of documents, cut once per document and reused across questions."""
+
+    def __init__(self, index: object, tokenizer: object, min_tokens: int, max_tokens: int) -> None:
+        if min_tokens > max_tokens:
+            raise ValueError(f"min_tokens {min_tokens} exceeds max_tokens {max_tokens}")
         self.index = index
         self.tokenizer = tokenizer
         self.texts = TokenTexts(tokenizer)
-        self.max_tokens = max_tokens
         self.min_tokens = min_tokens
+        self.max_tokens = max_tokens
         self._cache: dict[int, list[tuple[Span, frozenset[str]]]] = {}
 
-    def sentences(self, doc: int) -> list[tuple[Span, frozenset[str]]]:
-        """(span, lower-cased words) of every sentence of `doc`."""
+    def windows(self, doc: int) -> list[tuple[Span, frozenset[str]]]:
+        """(span, lower-cased words) of every window of `doc`."""
         if doc not in self._cache:
             offsets = self.index.doc_offsets  # type: ignore[attr-defined]
             start, end = int(offsets[doc]), int(offsets[doc + 1])
             ids = self.index.extract(start, end)  # type: ignore[attr-defined]
+            sentences = split_sentences(ids, self.texts)
             out = []
-            for lo, hi in split_sentences(ids, self.texts, self.max_tokens, self.min_tokens):
+            for lo, hi in sentence_windows(sentences, len(ids), self.min_tokens, self.max_tokens):
                 text = self.tokenizer.decode(ids[lo:hi].tolist())  # type: ignore[attr-defined]
                 words = frozenset(w.lower() for w in _WORD.findall(text))
                 out.append((Span(doc, start + lo, start + hi, text), words))
@@ -111,20 +131,23 @@ class SentenceStore:
     def token_ids(self, span: Span) -> list[int]:
         return self.index.extract(span.start, span.end).tolist()  # type: ignore[attr-defined]
 
+    def ends_document(self, span: Span) -> bool:
+        return span.end == int(self.index.doc_offsets[span.doc + 1])  # type: ignore[attr-defined]
 
-def candidate_sentences(
-    store: SentenceStore, docs: Sequence[int], terms: Sequence[str], limit: int
+
+def candidate_windows(
+    store: WindowStore, docs: Sequence[int], terms: Sequence[str], limit: int
 ) -> list[Span]:
-    """Sentences of `docs` (in ranking order) holding at least one expansion term.
+    """Windows of `docs` (in ranking order) holding at least one expansion term.
 
-    Terms are SPLADE vocabulary words (lower-case whole words, '##' pieces already
-    excluded). Identical sentence texts count once (the higher-ranked document wins).
+    Terms are SPLADE vocabulary words (lower-case whole words, '##' pieces excluded).
+    Identical texts count once (the higher-ranked document wins).
     """
     wanted = {t.lower() for t in terms}
     seen: set[str] = set()
     out: list[Span] = []
     for doc in docs:
-        for span, words in store.sentences(int(doc)):
+        for span, words in store.windows(int(doc)):
             if wanted.isdisjoint(words) or span.text in seen:
                 continue
             seen.add(span.text)
@@ -132,6 +155,19 @@ def candidate_sentences(
             if len(out) >= limit:
                 return out
     return out
+
+
+def top_disjoint(spans: Sequence[Span], scores: np.ndarray, k: int) -> list[int]:
+    """Indices of the k best-scored spans that do not overlap a better one (windows start
+    at every sentence, so neighbours share text; a target repeats no text). Ties go to
+    the earlier candidate, i.e. the better-ranked document."""
+    chosen: list[int] = []
+    for i in sorted(range(len(spans)), key=lambda i: (-float(scores[i]), i)):
+        if not any(spans[i].overlaps(spans[j]) for j in chosen):
+            chosen.append(i)
+            if len(chosen) == k:
+                break
+    return chosen
 
 
 def matching_answer(text: str, answers: Sequence[str]) -> str | None:

@@ -141,43 +141,68 @@ def parse_target(target: Sequence[int], special: Special) -> ParsedTarget:
     return ParsedTarget(clues, evidences, t[after:])
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The decoder's length rules a target must obey (decode: section of params.yaml)."""
+
+    max_clues: int = 5
+    clue_min_tokens: int = 2
+    clue_max_tokens: int = 7
+    max_evidences: int = 5
+    evidence_min_tokens: int = 64
+    evidence_max_tokens: int = 160
+
+
 def assert_reachable(
     input_ids: Sequence[int],
     prompt_length: int,
     evidence_docs: Sequence[int],
     index: object,
     special: Special,
-    max_clue_tokens: int | None = None,
+    limits: Limits = Limits(),
 ) -> None:
     """Check a target against the decoder's constraints, from its token ids alone.
 
-    Every clue must occur in the corpus (corpus-level constraint); evidence i must occur
-    inside document evidence_docs[i] (document-level constraint: the decoder allows
-    continuations inside candidate documents). Nothing in clues or evidences may be a
-    special token. `index` is a retrollm.index.CorpusIndex.
+    Corpus-level: every clue occurs in the corpus. Document-level: evidence i occurs
+    inside document evidence_docs[i] (the decoder allows continuations inside candidate
+    documents). Length rules: clue and evidence counts and lengths within `limits`, where
+    a shorter evidence is allowed only if it ends its document (the decoder may stop
+    there). Nothing in clues or evidences is a special token. `index` is a CorpusIndex.
     """
     parsed = parse_target(input_ids[prompt_length:], special)
     forbidden = special.ids
+    if len(parsed.clues) > limits.max_clues:
+        raise UnreachableTargetError(f"{len(parsed.clues)} clues > {limits.max_clues}")
     for number, clue in enumerate(parsed.clues):
-        if not clue:
-            raise UnreachableTargetError(f"clue {number} is empty")
         if forbidden.intersection(clue):
             raise UnreachableTargetError(f"clue {number} holds a special token")
-        if max_clue_tokens is not None and len(clue) > max_clue_tokens:
-            raise UnreachableTargetError(f"clue {number} is longer than {max_clue_tokens} tokens")
+        if not limits.clue_min_tokens <= len(clue) <= limits.clue_max_tokens:
+            raise UnreachableTargetError(f"clue {number} has {len(clue)} tokens")
         if index.count(clue) < 1:  # type: ignore[attr-defined]
             raise UnreachableTargetError(f"clue {number} {clue} does not occur in the corpus")
     if len(parsed.evidences) != len(evidence_docs):
         raise UnreachableTargetError(
-            f"{len(parsed.evidences)} evidences in the target, {len(evidence_docs)} documents given"
+            f"{len(parsed.evidences)} evidences in the target, {len(evidence_docs)} documents"
         )
+    if len(parsed.evidences) > limits.max_evidences:
+        raise UnreachableTargetError(f"{len(parsed.evidences)} evidences > {limits.max_evidences}")
     for number, (evidence, doc) in enumerate(zip(parsed.evidences, evidence_docs, strict=True)):
         if not evidence or forbidden.intersection(evidence):
             raise UnreachableTargetError(f"evidence {number} is empty or holds a special token")
-        positions = index.locate(evidence)  # type: ignore[attr-defined]
-        docs = index.doc_of(positions) if len(positions) else np.zeros(0, dtype=np.int64)  # type: ignore[attr-defined]
-        found = sorted(set(docs.tolist()))
-        if doc not in found:
+        if len(evidence) > limits.evidence_max_tokens:
+            raise UnreachableTargetError(f"evidence {number} has {len(evidence)} tokens")
+        positions = np.asarray(index.locate(evidence), dtype=np.int64)  # type: ignore[attr-defined]
+        docs = index.doc_of(positions) if positions.size else positions  # type: ignore[attr-defined]
+        inside = positions[docs == doc]
+        if inside.size == 0:
+            found = sorted(set(docs.tolist()))[:5]
             raise UnreachableTargetError(
-                f"evidence {number} does not occur in its document {doc} (found in {found[:5]})"
+                f"evidence {number} does not occur in its document {doc} (found in {found})"
+            )
+        doc_end = int(index.doc_offsets[doc + 1])  # type: ignore[attr-defined]
+        ends_doc = bool(np.any(inside + len(evidence) == doc_end))
+        if len(evidence) < limits.evidence_min_tokens and not ends_doc:
+            raise UnreachableTargetError(
+                f"evidence {number} has {len(evidence)} < {limits.evidence_min_tokens} tokens "
+                "and does not end its document"
             )

@@ -1,7 +1,9 @@
 """Build one training example per question (RETROLLM.md section 8).
 
-Per question: SPLADE's top k_aux terms and top documents (from sparse_expand); sentences
-of those documents holding a term; the relevance scorer keeps the top k_e; an evidence
+Per question: SPLADE's top k_aux terms and top documents (from sparse_expand);
+sentence-aligned windows of those documents holding a term (retrollm.training.evidence
+says why windows rather than bare sentences); the relevance scorer keeps the top k_e
+non-overlapping ones; an evidence
 is relevant if it contains a gold answer (normalized whole-word match; the paper's
 70B-LLM confirmation has no offline equivalent, so a sentence that mentions the answer
 in passing also counts); the target keeps the ranked evidences up to and including the
@@ -19,10 +21,17 @@ import numpy as np
 
 from retrollm.text import normalize_answer
 from retrollm.training.clues import Clue, ClueFinder
-from retrollm.training.evidence import SentenceStore, Span, candidate_sentences, matching_answer
+from retrollm.training.evidence import (
+    Span,
+    WindowStore,
+    candidate_windows,
+    matching_answer,
+    top_disjoint,
+)
 from retrollm.training.masks import weights_from_roles
 from retrollm.training.targets import (
     ANSWER_PREFIX,
+    Limits,
     Special,
     answer_text,
     assert_reachable,
@@ -41,18 +50,30 @@ class TrainsetConfig:
     top_docs: int = 20
     k_evidence: int = 5
     max_candidates: int = 200
-    evidence_max_tokens: int = 64
-    evidence_min_tokens: int = 5
+    evidence_min_tokens: int = 64
+    evidence_max_tokens: int = 128
     clues_from_question: int = 2
     clues_from_evidence: int = 1
     clue_max_words: int = 3
+    clue_min_tokens: int = 2
     clue_max_tokens: int = 7
     clue_max_hits: int = 1000
     clue_may_contain_answer: bool = False
     no_relevant: NoRelevant = "drop"
     keep_fraction: float = 0.1
     gamma: float = 2.0
-    max_tokens: int = 384
+    max_tokens: int = 512
+
+    def limits(self) -> Limits:
+        """The decoder's rules as this config sets them (defaults mirror `decode:`)."""
+        return Limits(
+            max_clues=self.clues_from_question + self.clues_from_evidence,
+            clue_min_tokens=self.clue_min_tokens,
+            clue_max_tokens=self.clue_max_tokens,
+            max_evidences=self.k_evidence,
+            evidence_min_tokens=self.evidence_min_tokens,
+            evidence_max_tokens=self.evidence_max_tokens,
+        )
 
 
 class EmbeddingCache:
@@ -97,13 +118,14 @@ class TrainsetBuilder:
         self.special = special
         self.scores = EmbeddingCache(scorer)
         self.prompt_ids = prompt_ids
-        self.sentences = SentenceStore(
-            index, tokenizer, config.evidence_max_tokens, config.evidence_min_tokens
+        self.windows = WindowStore(
+            index, tokenizer, config.evidence_min_tokens, config.evidence_max_tokens
         )
         self.clues = ClueFinder(
             index,
             tokenizer,
             config.clue_max_words,
+            config.clue_min_tokens,
             config.clue_max_tokens,
             config.clue_max_hits,
             forbidden_ids=special.ids,
@@ -113,13 +135,12 @@ class TrainsetBuilder:
     def rank(
         self, question: str, terms: Sequence[str], docs: Sequence[int]
     ) -> tuple[list[Span], list[float]]:
-        """The top k_e candidate sentences and their scores, best first (ties: the
-        earlier candidate, i.e. the better-ranked document)."""
+        """The top k_e non-overlapping candidate windows and their scores, best first."""
         c = self.config
         top = docs[: c.top_docs]
-        spans = candidate_sentences(self.sentences, top, terms[: c.k_aux], c.max_candidates)
+        spans = candidate_windows(self.windows, top, terms[: c.k_aux], c.max_candidates)
         scores = self.scores.score(question, spans)
-        order = sorted(range(len(spans)), key=lambda i: (-float(scores[i]), i))[: c.k_evidence]
+        order = top_disjoint(spans, scores, c.k_evidence)
         return [spans[i] for i in order], [float(scores[i]) for i in order]
 
     def build(
@@ -151,7 +172,7 @@ class TrainsetBuilder:
         clues = self.pick_clues(question, answers, evidences[-1] if first is not None else None)
         if not clues:
             return None, "no_clues"
-        evidence_ids = [self.sentences.token_ids(span) for span in evidences]
+        evidence_ids = [self.windows.token_ids(span) for span in evidences]
         prompt = self.prompt_ids(question)
         answer_ids = self.tokenizer.encode(answer_text(answer), add_special_tokens=False)
         sequence = build_sequence(
@@ -171,7 +192,7 @@ class TrainsetBuilder:
             [span.doc for span in evidences],
             self.index,
             self.special,
-            c.clue_max_tokens,
+            c.limits(),
         )
         example = TrainExample(
             id=example_id,
