@@ -60,7 +60,7 @@ class Decoder:
         specials = np.asarray(list(special.as_dict().values()), dtype=np.int64)
         s = special
         self.clue_banned = np.concatenate([self.stop_ids, [s.clue, s.evidence, s.evidence_end]])
-        self.answer_banned = np.concatenate([specials])
+        self.answer_banned = specials
         self.evidence = EvidenceRules(strategy, config, special, self.stop_ids, index)
         self.hyps: list[Hypothesis] = []
         self._leaving: list[Hypothesis] = []
@@ -128,7 +128,7 @@ class Decoder:
             return clue_rule(
                 continuations,
                 len(hyp.clue_tokens),
-                len(hyp.clues),
+                hyp.clues_closed,
                 self.config,
                 self.special.sep,
                 self.special.clue_end,
@@ -175,6 +175,7 @@ class Decoder:
         hyp.clue_state = self.index.root() if self.strategy.constrain_clues else None
 
     def _close_clue(self, hyp: Hypothesis) -> None:
+        hyp.clues_closed += 1  # repeats count too, so max_clues bounds the clue block
         if hyp.clue_tokens:
             if hyp.clue_tokens not in hyp.clues:
                 hyp.clues.append(list(hyp.clue_tokens))

@@ -123,7 +123,8 @@ class Hypothesis:
     forced: deque[int] = field(default_factory=deque)
     # clue phase
     clue_tokens: list[int] = field(default_factory=list)
-    clues: list[list[int]] = field(default_factory=list)
+    clues: list[list[int]] = field(default_factory=list)  # distinct, in order
+    clues_closed: int = 0
     clue_state: State | None = None
     # evidence phase
     context: EvidenceContext | None = None
