@@ -35,6 +35,7 @@ class RunState:
     """Where a run is: optimizer steps done and the metrics logged so far."""
 
     step: int = 0
+    total: int = 0  # optimizer steps the whole run takes
     fingerprint: str = ""
     history: list[dict[str, float]] = field(default_factory=list)
 

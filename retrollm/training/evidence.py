@@ -136,25 +136,32 @@ class WindowStore:
 
 
 def candidate_windows(
-    store: WindowStore, docs: Sequence[int], terms: Sequence[str], limit: int
+    store: WindowStore,
+    docs: Sequence[int],
+    terms: Sequence[str],
+    limit: int,
+    weights: Sequence[float] | None = None,
 ) -> list[Span]:
-    """Windows of `docs` (in ranking order) holding at least one expansion term.
+    """Up to `limit` windows of `docs` holding at least one expansion term.
 
     Terms are SPLADE vocabulary words (lower-case whole words, '##' pieces excluded).
-    Identical texts count once (the higher-ranked document wins).
+    When more windows qualify, those whose terms carry the most SPLADE weight are kept
+    (ties: document rank, then position), so the relevance model, by far the costliest
+    step on a CPU, scores a bounded number per question. Identical texts count once.
     """
-    wanted = {t.lower() for t in terms}
+    weight = dict(zip((t.lower() for t in terms), weights or [1.0] * len(terms), strict=True))
+    wanted = set(weight)
     seen: set[str] = set()
-    out: list[Span] = []
+    found: list[tuple[float, int, Span]] = []
     for doc in docs:
         for span, words in store.windows(int(doc)):
-            if wanted.isdisjoint(words) or span.text in seen:
+            hits = wanted.intersection(words)
+            if not hits or span.text in seen:
                 continue
             seen.add(span.text)
-            out.append(span)
-            if len(out) >= limit:
-                return out
-    return out
+            found.append((-sum(weight[t] for t in hits), len(found), span))
+    found.sort(key=lambda item: (item[0], item[1]))
+    return [span for _, _, span in found[:limit]]
 
 
 def top_disjoint(spans: Sequence[Span], scores: np.ndarray, k: int) -> list[int]:

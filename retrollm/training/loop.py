@@ -149,7 +149,7 @@ def train(
     denominator = config.batch_size * config.grad_accum * mean_example_weight(dataset)
     global_denominator = denominator * accelerator.num_processes
 
-    state = RunState(step=0, fingerprint=fingerprint)
+    state = RunState(step=0, total=total, fingerprint=fingerprint)
     latest = latest_checkpoint(checkpoint_dir)
     if latest is not None and read_state(latest).fingerprint == fingerprint:
         state, rng = load_checkpoint(latest, accelerator, model, optimizer, scheduler)

@@ -49,7 +49,7 @@ class TrainsetConfig:
     k_aux: int = 8
     top_docs: int = 20
     k_evidence: int = 5
-    max_candidates: int = 200
+    max_candidates: int = 24
     evidence_min_tokens: int = 64
     evidence_max_tokens: int = 128
     clues_from_question: int = 2
@@ -133,12 +133,17 @@ class TrainsetBuilder:
         self.answer_prefix = tokenizer.encode(ANSWER_PREFIX, add_special_tokens=False)
 
     def rank(
-        self, question: str, terms: Sequence[str], docs: Sequence[int]
+        self,
+        question: str,
+        terms: Sequence[str],
+        docs: Sequence[int],
+        term_weights: Sequence[float] | None = None,
     ) -> tuple[list[Span], list[float]]:
         """The top k_e non-overlapping candidate windows and their scores, best first."""
         c = self.config
-        top = docs[: c.top_docs]
-        spans = candidate_windows(self.windows, top, terms[: c.k_aux], c.max_candidates)
+        top, k = docs[: c.top_docs], c.k_aux
+        weights = list(term_weights)[:k] if term_weights is not None else None
+        spans = candidate_windows(self.windows, top, terms[:k], c.max_candidates, weights)
         scores = self.scores.score(question, spans)
         order = top_disjoint(spans, scores, c.k_evidence)
         return [spans[i] for i in order], [float(scores[i]) for i in order]
@@ -151,11 +156,12 @@ class TrainsetBuilder:
         answers: Sequence[str],
         terms: Sequence[str],
         docs: Sequence[int],
+        term_weights: Sequence[float] | None = None,
     ) -> tuple[TrainExample | None, str]:
         """(example, "kept") or (None, reason), reason one of no_candidates,
         no_relevant, no_clues, too_long."""
         c = self.config
-        ranked, scores = self.rank(question, terms, docs)
+        ranked, scores = self.rank(question, terms, docs, term_weights)
         if not ranked:
             return None, "no_candidates"
         hits = [matching_answer(span.text, answers) for span in ranked]

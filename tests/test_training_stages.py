@@ -1,0 +1,144 @@
+"""The build_trainset and train stages on pipeline-shaped artifacts of the fixture corpus
+(tiny model, tiny bi-encoder, word-overlap SPLADE stand-in), and the show command."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from retrollm.artifacts import (
+    atomic_dir,
+    read_manifest,
+    read_records,
+    write_manifest,
+    write_records,
+)
+from retrollm.index import CorpusIndex
+from retrollm.models import load_tokenizer, tokenizer_fingerprint
+from schemas import Manifest, QARecord
+from schemas.retrieval import SparseQuery
+from schemas.training import TrainExample
+from stages.common import Paths
+
+FIXTURES = Path(__file__).parent / "fixtures"
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = {"what", "which", "who", "the", "does", "into", "is", "of", "on", "in", "name", "first"}
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2]
+
+
+def _manifest(folder: Path, schema: str, **extra: Any) -> None:
+    write_manifest(
+        folder, Manifest(schema_name=schema, schema_version=1, stage="test", extra=extra)
+    )
+
+
+@pytest.fixture(scope="module")
+def artifacts(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    from tests.retrieval_tiny import tiny_biencoder
+
+    root = tmp_path_factory.mktemp("pipeline")
+    lines = (FIXTURES / "corpus.jsonl").read_text().splitlines()
+    texts = [json.loads(line)["contents"] for line in lines if line.strip()]
+    tokenizer = load_tokenizer(tiny_model_dir)
+    fingerprint = tokenizer_fingerprint(tokenizer)
+    paths = Paths(
+        assets=root / "assets", model=tiny_model_dir, tokens=root / "tokens", index=root / "index",
+        qa=root / "qa", splade=root / "splade", trainset=root / "train",
+        adapter=root / "adapter",
+    )  # fmt: skip
+    ids = tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum([len(i) for i in ids], out=offsets[1:])
+    index = CorpusIndex.build(
+        np.concatenate([np.asarray(i) for i in ids]), offsets, "pydivsufsort", fingerprint
+    )
+    index.save(paths.index)
+    _manifest(paths.index, "index", tokenizer_fingerprint=fingerprint)
+    paths.tokens.mkdir()
+    _manifest(paths.tokens, "tokens", tokenizer_fingerprint=fingerprint)
+    questions = [
+        QARecord.model_validate({**json.loads(line), "answerable": True})
+        for line in (FIXTURES / "qa_train.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    with atomic_dir(paths.qa / "tiny") as out:
+        write_records(out / "train.msgpack", questions)
+        _manifest(out, "qa")
+    doc_words = [set(_words(t)) for t in texts]
+    queries = []
+    for q in questions:
+        terms = list(dict.fromkeys(_words(q.question)))
+        overlap = np.array([len(set(terms) & d) for d in doc_words], dtype=np.float32)
+        docs = [int(i) for i in np.argsort(-overlap, kind="stable") if overlap[i] > 0]
+        queries.append(SparseQuery(
+            id=q.id, question=q.question, terms=terms, term_weights=[1.0] * len(terms),
+            doc_ranking=docs, doc_scores=[float(overlap[d]) for d in docs],
+        ))  # fmt: skip
+    with atomic_dir(paths.splade) as out:
+        (out / "queries" / "tiny").mkdir(parents=True)
+        write_records(out / "queries" / "tiny" / "train.msgpack", queries)
+        _manifest(out, "splade")
+    tiny_biencoder(root / "biencoder", texts)
+    return paths
+
+
+def _trainset_params(paths: Paths) -> Any:
+    from stages.build_trainset import BuildTrainsetParams
+
+    return BuildTrainsetParams(
+        datasets=["tiny"], scorer_model=paths.assets.parent / "biencoder", excerpt=2
+    )
+
+
+def _train_params(tmp: Path, **overrides: Any) -> Any:
+    from stages.train import TrainParams
+
+    values = dict(
+        batch_size=2, grad_accum=2, lora_r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+        checkpoint_every=1, checkpoint_dir=tmp / "ckpt", live_dir=tmp / "live", cpu=True,
+    )  # fmt: skip
+    return TrainParams(**{**values, **overrides})
+
+
+def test_build_trainset_then_train_then_show(
+    artifacts: Paths, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retrollm.training.adapter import base_fingerprint, read_adapter_info
+    from retrollm.training.show import main as show
+    from stages.build_trainset import main as build_trainset
+    from stages.train import main as train
+
+    counts = build_trainset(_trainset_params(artifacts), artifacts)
+    assert counts["questions"] == 8 and counts["kept"] >= 1
+    assert counts["kept"] + sum(v for k, v in counts.items() if k.startswith("dropped_")) == 8
+    manifest = read_manifest(artifacts.trainset, "trainset")
+    assert 0 < manifest.extra["relevant_share"] <= 1
+    examples = list(read_records(artifacts.trainset / "train.msgpack", TrainExample))
+    assert len(examples) == counts["kept"]
+
+    params = _train_params(tmp_path)
+    first = train(params, artifacts, stop_after=1)  # interrupted after one step
+    assert first["steps"] == 1 and not (artifacts.adapter / "manifest.json").exists()
+    done = train(params, artifacts)  # resumes
+    assert done["steps"] >= 2
+    info = read_adapter_info(artifacts.adapter)
+    assert info["base_fingerprint"] == base_fingerprint(artifacts.model)
+    adapter_manifest = read_manifest(artifacts.adapter, "adapter")
+    assert adapter_manifest.extra["base_fingerprint"] == info["base_fingerprint"]
+    loss_log = (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text()
+    assert len(loss_log.strip().splitlines()) == done["steps"] + 1  # header + replayed steps
+    assert json.loads((tmp_path / "live" / "metrics.json").read_text())["steps"] == done["steps"]
+
+    show(["--trainset", str(artifacts.trainset), "--model", str(artifacts.model), "-n", "1"])
+    out = capsys.readouterr().out
+    assert "⟦" in out and "«" in out and examples[0].question in out
+    shutil.rmtree(artifacts.adapter)
