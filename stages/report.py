@@ -20,9 +20,9 @@ matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt
 from pydantic import Field
 
-from retrollm.artifacts import atomic_dir, write_json, write_manifest
+from retrollm.artifacts import ArtifactError, atomic_dir, write_json, write_manifest
 from schemas.manifest import Manifest
-from stages.common import StageParams, load_params, load_paths, run_stage
+from stages.common import StageParams, load_params, load_paths, load_yaml, run_stage
 
 REPORT_SCHEMA = "report"
 REPORT_VERSION = 1
@@ -42,9 +42,6 @@ COLUMNS = (  # (key in metrics.json, header, format)
 class ReportParams(StageParams):
     """The `report:` section of params.yaml."""
 
-    method_order: list[str] = Field(
-        default_factory=list, description="Row order of methods; unlisted ones follow, sorted."
-    )
     headline: list[str] = Field(
         ["acc", "f1", "tokens"], description="Metrics per dataset/method in metrics.json."
     )
@@ -56,16 +53,25 @@ class ReportParams(StageParams):
     )
 
 
-def load_results(eval_dir: Path) -> list[dict[str, Any]]:
-    """Every evaluate output's metrics.json (one per dataset x method)."""
-    return [json.loads(p.read_text()) for p in sorted(Path(eval_dir).glob("*/*/metrics.json"))]
+def load_results(eval_dir: Path, cells: list[tuple[str, str]] | None) -> list[dict[str, Any]]:
+    """metrics.json of each (dataset, method) cell, in `cells` order; None: every cell
+    found, sorted. Cells left over from methods no longer configured are not reported."""
+    eval_dir = Path(eval_dir)
+    if cells is None:
+        found = sorted(eval_dir.glob("*/*/metrics.json"))
+        cells = [(p.parent.parent.name, p.parent.name) for p in found]
+    missing = [f"{d}/{m}" for d, m in cells if not (eval_dir / d / m / "metrics.json").is_file()]
+    if missing:
+        raise ArtifactError(f"{eval_dir}: no metrics.json for {missing}; run their evaluate stages")
+    return [json.loads((eval_dir / d / m / "metrics.json").read_text()) for d, m in cells]
 
 
-def _ordered(results: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
-    rank = {name: i for i, name in enumerate(order)}
-    return sorted(
-        results, key=lambda r: (r["dataset"], rank.get(r["method"], len(rank)), r["method"])
-    )
+def configured_cells() -> list[tuple[str, str]]:
+    """Every dataset x method of params.yaml `evaluate`, methods in the order written."""
+    section = load_yaml().get("evaluate") or {}
+    groups = ("baseline_methods", "methods", "adapter_methods")
+    methods = [name for group in groups for name in section.get(group) or {}]
+    return [(dataset, method) for dataset in section.get("datasets") or [] for method in methods]
 
 
 def markdown_table(results: list[dict[str, Any]]) -> str:
@@ -174,9 +180,14 @@ def write_loss_plot(points: list[tuple[float, float]], png_path: Path) -> None:
     plt.close(fig)
 
 
-def build_report(eval_dir: Path, out_dir: Path, params: ReportParams) -> dict[str, int]:
+def build_report(
+    eval_dir: Path,
+    out_dir: Path,
+    params: ReportParams,
+    cells: list[tuple[str, str]] | None = None,
+) -> dict[str, int]:
     """Write the report folder from the evaluate outputs under `eval_dir`."""
-    results = _ordered(load_results(eval_dir), params.method_order)
+    results = load_results(eval_dir, cells)
     headline: dict[str, dict[str, dict[str, float]]] = {}
     for r in results:
         row = {k: round(float(r[k]), 2) for k in params.headline}
@@ -203,7 +214,8 @@ def build_report(eval_dir: Path, out_dir: Path, params: ReportParams) -> dict[st
 
 def report() -> dict[str, int]:
     paths = load_paths()
-    return build_report(paths.eval, paths.report, load_params("report", ReportParams))
+    params = load_params("report", ReportParams)
+    return build_report(paths.eval, paths.report, params, configured_cells())
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
+from retrollm.artifacts import ArtifactError
 from retrollm.metrics import Aggregate
 from stages.report import ReportParams, build_report
 
@@ -43,12 +46,10 @@ def test_report_table_metrics_plots_and_targets(tmp_path: Path) -> None:
     ]
     _write(tmp_path / "eval", rows)
     _dvclive(tmp_path / "log")
-    params = ReportParams(
-        method_order=["direct", "rag-bm25", "rag-dense", "retrollm-lora"],
-        ablations=["no-clue-expansion"],
-        train_log=tmp_path / "log",
-    )
-    counts = build_report(tmp_path / "eval", tmp_path / "report", params)
+    _write(tmp_path / "eval", [_metrics("nq", "removed-method", 99.0, 1)])  # not configured
+    params = ReportParams(ablations=["no-clue-expansion"], train_log=tmp_path / "log")
+    cells = [(r["dataset"], r["method"]) for r in rows]
+    counts = build_report(tmp_path / "eval", tmp_path / "report", params, cells)
     assert counts == {"rows": 6, "loss_points": 3}
     out = tmp_path / "report"
 
@@ -57,7 +58,7 @@ def test_report_table_metrics_plots_and_targets(tmp_path: Path) -> None:
     assert lines[0].startswith("| Dataset | Method | Acc | EM | F1 | Tok | Latency (ms) | R@1")
     body = [line.split(" | ")[:3] for line in lines[1:]]
     assert [cells[1] for cells in body] == [
-        "direct", "rag-bm25", "retrollm-lora", "no-clue-expansion", "rag-dense", "retrollm-lora"
+        "rag-bm25", "direct", "retrollm-lora", "no-clue-expansion", "rag-dense", "retrollm-lora"
     ]  # fmt: skip
     assert "| nq | rag-bm25 | 30.0 | 15.0 | 24.0 | 800 | 500 | 30.0 | 60.0 | 96 | 50 |" in table
     # Targets: nq Acc met (35 > 30), tokens met (300 <= 400), ablation missed (36 >= 35);
@@ -73,8 +74,8 @@ def test_report_table_metrics_plots_and_targets(tmp_path: Path) -> None:
 
     with open(out / "acc_vs_tokens.csv") as handle:
         plotted = list(csv.DictReader(handle))
-    assert len(plotted) == 6 and plotted[0]["method"] == "direct"
-    assert float(plotted[0]["tokens"]) == 60 and float(plotted[0]["acc"]) == 10
+    assert len(plotted) == 6 and plotted[1]["method"] == "direct"
+    assert float(plotted[1]["tokens"]) == 60 and float(plotted[1]["acc"]) == 10
     for name in ("acc_vs_tokens.png", "train_loss.png", "manifest.json", "results.json"):
         assert (out / name).stat().st_size > 0
 
@@ -87,3 +88,14 @@ def test_report_without_results_or_training_log_still_writes_every_file(tmp_path
     }
     for name in ("results.md", "metrics.json", "acc_vs_tokens.csv", "train_loss.png"):
         assert (tmp_path / "report" / name).is_file()
+
+
+def test_a_configured_cell_without_results_is_an_error(tmp_path: Path) -> None:
+    _write(tmp_path / "eval", [_metrics("nq", "direct", 10.0, 60)])
+    params = ReportParams(train_log=tmp_path / "missing")
+    with pytest.raises(ArtifactError, match=r"nq/rag-bm25"):
+        build_report(
+            tmp_path / "eval", tmp_path / "report", params, [("nq", "direct"), ("nq", "rag-bm25")]
+        )
+    # Without a configuration every cell found is reported.
+    assert build_report(tmp_path / "eval", tmp_path / "report", params)["rows"] == 1
