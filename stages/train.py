@@ -166,6 +166,7 @@ def main(params: TrainParams, paths: Paths, stop_after: int | None = None) -> di
     }
     assert live is not None
     live.summary.update(summary)
+    live.step = state.step  # next_step() left it one past the last logged step
     live.make_summary()
     live.end()
     with atomic_dir(paths.adapter) as out:
