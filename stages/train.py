@@ -67,6 +67,12 @@ class TrainParams(StageParams):
         list(LLAMA_TARGET_MODULES), description="Linear layers with LoRA (Llama-style names)."
     )
     padding_side: Literal["right", "left"] = Field("right", description="Batch padding side.")
+    length_grouping: int = Field(
+        32,
+        ge=0,
+        description="Sort the shuffled order by length within blocks of this many "
+        "examples (less padding); 0: plain shuffle.",
+    )
     model_dtype: Literal["float32", "bfloat16"] = Field("float32", description="Base weights.")
     mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="Accelerate autocast.")
     cpu: bool = Field(False, description="Train on CPU even when a GPU is present.")
@@ -130,7 +136,9 @@ def main(params: TrainParams, paths: Paths, stop_after: int | None = None) -> di
             params.lora_dropout, params.target_modules,
         ),
     )  # fmt: skip
-    dataset = TrainDataset([(e.input_ids, e.weights) for e in examples], params.seed)
+    dataset = TrainDataset(
+        [(e.input_ids, e.weights) for e in examples], params.seed, True, params.length_grouping
+    )
     collator = Collator(int(tokenizer.pad_token_id), params.padding_side)
     fingerprint = run_fingerprint(
         params, inputs["trainset"].fingerprint, base, accelerator.num_processes

@@ -112,6 +112,11 @@ def test_dataset_order_depends_on_seed_and_epoch_only() -> None:
     a.set_epoch(1)
     assert [int(a[i]["input_ids"][0]) for i in range(20)] != first
     assert sorted(first) == list(range(20))
+    grouped = TrainDataset([([0] * (i + 2), [0.0] * (i + 2)) for i in range(20)], 3, True, 8)
+    lengths = [len(grouped[i]["input_ids"]) for i in range(20)]
+    assert sorted(lengths) == list(range(2, 22))
+    for lo in (0, 8, 16):
+        assert lengths[lo : lo + 8] == sorted(lengths[lo : lo + 8], reverse=True)
 
 
 def test_weighted_nll_by_hand() -> None:

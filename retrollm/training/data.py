@@ -2,7 +2,9 @@
 
 The order lives in the dataset (not in a shuffling sampler), so it depends only on
 (seed, epoch): the same under `accelerate launch` on any number of processes, and a
-resumed run can skip exactly the batches already seen.
+resumed run can skip exactly the batches already seen. Optionally the shuffled order is
+sorted by length inside blocks of `group_size` examples, so a batch holds similar lengths
+and little padding (most of the compute on a CPU) while the order stays random.
 """
 
 from __future__ import annotations
@@ -25,20 +27,30 @@ class TrainDataset(Dataset):
         examples: Sequence[tuple[Sequence[int], Sequence[float]]],
         seed: int,
         shuffle: bool = True,
+        group_size: int = 0,
     ) -> None:
         self.examples = [
             (torch.tensor(ids, dtype=torch.long), torch.tensor(w, dtype=torch.float32))
             for ids, w in examples
         ]
+        self.lengths = np.array([len(ids) for ids, _ in examples], dtype=np.int64)
         self.seed = seed
         self.shuffle = shuffle
+        self.group_size = group_size
         self.order = np.arange(len(self.examples))
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         """Fix the visiting order of `epoch` (accelerate's dataloaders call this too)."""
-        if self.shuffle:
-            self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))
+        if not self.shuffle:
+            return
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))
+        if self.group_size > 1:
+            blocks = [order[i : i + self.group_size] for i in range(0, len(order), self.group_size)]
+            order = np.concatenate(
+                [block[np.argsort(-self.lengths[block], kind="stable")] for block in blocks]
+            )
+        self.order = order
 
     def __len__(self) -> int:
         return len(self.examples)
