@@ -48,9 +48,6 @@ class ReportParams(StageParams):
     full_method: str = Field("retrollm-lora", description="The method the targets are about.")
     rag_methods: list[str] = Field(["rag-bm25", "rag-dense"], description="Naive RAG rows.")
     ablations: list[str] = Field(default_factory=list, description="Rows expected below full.")
-    train_log: Path = Field(
-        Path("data/train_live"), description="The train stage's dvclive folder (train.live_dir)."
-    )
 
 
 def load_results(eval_dir: Path, cells: list[tuple[str, str]] | None) -> list[dict[str, Any]]:
@@ -185,14 +182,16 @@ def build_report(
     out_dir: Path,
     params: ReportParams,
     cells: list[tuple[str, str]] | None = None,
+    train_log: Path | None = None,
 ) -> dict[str, int]:
-    """Write the report folder from the evaluate outputs under `eval_dir`."""
+    """Write the report folder from the evaluate outputs under `eval_dir` and the
+    training log (a dvclive folder) when there is one."""
     results = load_results(eval_dir, cells)
     headline: dict[str, dict[str, dict[str, float]]] = {}
     for r in results:
         row = {k: round(float(r[k]), 2) for k in params.headline}
         headline.setdefault(r["dataset"], {})[r["method"]] = row
-    loss = read_loss(params.train_log)
+    loss = read_loss(train_log) if train_log is not None else []
     with atomic_dir(out_dir) as out:
         (out / "results.md").write_text(results_markdown(results, params))
         write_json(out / "metrics.json", headline)
@@ -215,7 +214,10 @@ def build_report(
 def report() -> dict[str, int]:
     paths = load_paths()
     params = load_params("report", ReportParams)
-    return build_report(paths.eval, paths.report, params, configured_cells())
+    # The loss curve comes from wherever the train stage logs (one place: train.live_dir).
+    live_dir = (load_yaml().get("train") or {}).get("live_dir")
+    train_log = Path(live_dir) if live_dir else None
+    return build_report(paths.eval, paths.report, params, configured_cells(), train_log)
 
 
 if __name__ == "__main__":

@@ -47,9 +47,9 @@ def test_report_table_metrics_plots_and_targets(tmp_path: Path) -> None:
     _write(tmp_path / "eval", rows)
     _dvclive(tmp_path / "log")
     _write(tmp_path / "eval", [_metrics("nq", "removed-method", 99.0, 1)])  # not configured
-    params = ReportParams(ablations=["no-clue-expansion"], train_log=tmp_path / "log")
+    params = ReportParams(ablations=["no-clue-expansion"])
     cells = [(r["dataset"], r["method"]) for r in rows]
-    counts = build_report(tmp_path / "eval", tmp_path / "report", params, cells)
+    counts = build_report(tmp_path / "eval", tmp_path / "report", params, cells, tmp_path / "log")
     assert counts == {"rows": 6, "loss_points": 3}
     out = tmp_path / "report"
 
@@ -81,8 +81,8 @@ def test_report_table_metrics_plots_and_targets(tmp_path: Path) -> None:
 
 
 def test_report_without_results_or_training_log_still_writes_every_file(tmp_path: Path) -> None:
-    params = ReportParams(train_log=tmp_path / "missing")
-    assert build_report(tmp_path / "eval", tmp_path / "report", params) == {
+    params = ReportParams()
+    assert build_report(tmp_path / "eval", tmp_path / "report", params, None, tmp_path / "x") == {
         "rows": 0,
         "loss_points": 0,
     }
@@ -92,7 +92,7 @@ def test_report_without_results_or_training_log_still_writes_every_file(tmp_path
 
 def test_a_configured_cell_without_results_is_an_error(tmp_path: Path) -> None:
     _write(tmp_path / "eval", [_metrics("nq", "direct", 10.0, 60)])
-    params = ReportParams(train_log=tmp_path / "missing")
+    params = ReportParams()
     with pytest.raises(ArtifactError, match=r"nq/rag-bm25"):
         build_report(
             tmp_path / "eval", tmp_path / "report", params, [("nq", "direct"), ("nq", "rag-bm25")]
