@@ -42,7 +42,11 @@ class SparseExpandParams(StageParams):
     max_length: int = Field(256, ge=8, description="Tokens per text the encoder reads.")
     batch_size: int = Field(32, ge=1, description="Texts per encoder forward pass.")
     device: str = Field("cpu", description="torch device of the encoder.")
-    threads: int = Field(2, ge=1, description="torch CPU threads (set, so timings compare).")
+    threads: int = Field(
+        1,
+        ge=1,
+        description="torch CPU threads; more than the free cores thrash (set, so timings compare).",
+    )
 
 
 def dataset_folders(qa_root: Path) -> list[Path]:
