@@ -143,6 +143,13 @@ def test_clue_spans_skip_stop_words() -> None:
     assert "Mona Lisa" in spans and "painted" in spans
     assert not any(s.split()[0].lower() in {"who", "the"} for s in spans)
     assert "painted the Mona" in spans  # stop words inside a span are fine
+    text = "Considered by Bank of America in 1968 as Apollo 11, Paris."
+    names = [s for _, _, s in candidate_spans(text, 3, names_only=True)]
+    assert names == [
+        "Bank", "Bank of America", "America", "America in 1968", "1968 as Apollo", "Apollo",
+        "Apollo 11", "Paris",
+    ]  # fmt: skip
+    assert [s for _, _, s in candidate_spans("It was 1968.", 3, names_only=True)] == []
 
 
 def test_windows_take_whole_sentences_up_to_the_decoder_minimum() -> None:

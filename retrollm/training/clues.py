@@ -9,10 +9,11 @@ code's cut-off: such a clue selects nothing), is never a clue. Nor is a span who
 fall outside the decoder's clue lengths (U: at least 2 tokens before a separator, at
 most 7), so single-token words only become clues inside longer spans.
 
-Questions are often lower-cased (NQ), the corpus is not: each span is tried as written,
-in Title Case and in lower case, with and without a leading space, and the corpus form
-with the most occurrences wins. The chosen ids are what the corpus holds, so the clue is
-reachable under the decoder's corpus-level constraint by construction.
+Questions are often lower-cased (NQ), the corpus is not: each question span is tried as
+written, in Title Case and in lower case, and the corpus form with the most occurrences
+wins. Evidence text is cased, so its spans are taken as written, names only. The chosen
+ids are what the corpus holds, so the clue is reachable under the decoder's corpus-level
+constraint by construction.
 """
 
 from __future__ import annotations
@@ -48,31 +49,53 @@ class Clue:
     doc_count: int
 
 
-def candidate_spans(text: str, max_words: int) -> list[tuple[int, int, str]]:
+def _is_name(word: str) -> bool:
+    return word[:1].isupper() or word[:1].isdigit()
+
+
+def candidate_spans(
+    text: str, max_words: int, names_only: bool = False
+) -> list[tuple[int, int, str]]:
     """(first word, last word + 1, span text) for every run of up to `max_words` words
-    joined by single spaces in `text`, neither starting nor ending with a stop word."""
+    joined by single spaces in `text`, neither starting nor ending with a stop word.
+
+    `names_only` keeps spans whose other words are all capitalised or numbers, with at
+    least one capitalised word that is not capitalised merely for opening a sentence
+    ("Bank of America", "Apollo 11"): in cased evidence text that is what a key entity
+    looks like, while rare ordinary phrases ("officially the French") or bare numbers
+    would otherwise win on weight alone.
+    """
     words = list(_WORD.finditer(text))
+    opens = set()  # words that start a sentence: capitalised by position, not as names
+    for number, word in enumerate(words):
+        before = text[: word.start()].rstrip()
+        if not before or before[-1] in ".!?":
+            opens.add(number)
     out: list[tuple[int, int, str]] = []
     for i, first in enumerate(words):
-        if first.group().lower() in STOP_WORDS:
+        if first.group().lower() in STOP_WORDS or (names_only and i in opens):
             continue
+        named = False
         for j in range(i, min(len(words), i + max_words)):
             if j > i and text[words[j - 1].end() : words[j].start()] != " ":
                 break
-            if words[j].group().lower() in STOP_WORDS:
-                continue
-            out.append((i, j + 1, text[first.start() : words[j].end()]))
+            word = words[j].group()
+            stop = word.lower() in STOP_WORDS
+            if names_only and not stop and not _is_name(word):
+                break
+            named |= word[:1].isupper() and j not in opens
+            if not stop and (named or not names_only):
+                out.append((i, j + 1, text[first.start() : words[j].end()]))
     return out
 
 
 def _variants(span: str, recase: bool) -> list[str]:
+    """Corpus forms to try, each after a space: a clue is a run of whole words, and a form
+    without the space would also match inside longer words ("Cup" in "Cupertino")."""
     forms = [span]
     if recase:
         forms += [" ".join(w[:1].upper() + w[1:] for w in span.split(" ")), span.lower()]
-    out: list[str] = []
-    for form in dict.fromkeys(forms):
-        out += [" " + form, form]
-    return out
+    return [" " + form for form in dict.fromkeys(forms)]
 
 
 class ClueFinder:
@@ -125,7 +148,14 @@ class ClueFinder:
         text = self.tokenizer.decode(ids)  # type: ignore[attr-defined]
         return Clue(text.strip(), tuple(int(i) for i in ids), weight, count, docs)
 
-    def pick(self, text: str, k: int, recase: bool, exclude: Sequence[str] = ()) -> list[Clue]:
+    def pick(
+        self,
+        text: str,
+        k: int,
+        recase: bool,
+        exclude: Sequence[str] = (),
+        names_only: bool = False,
+    ) -> list[Clue]:
         """Up to k heaviest clues from non-overlapping spans of `text`.
 
         `exclude`: normalized strings a clue may not contain nor be contained in (clues
@@ -134,7 +164,7 @@ class ClueFinder:
         if k <= 0:
             return []
         scored = []
-        for first, last, span in candidate_spans(text, self.max_words):
+        for first, last, span in candidate_spans(text, self.max_words, names_only):
             clue = self.score(span, recase)
             if clue is not None:
                 scored.append((-clue.weight, first, last, clue))

@@ -49,7 +49,7 @@ class TrainsetConfig:
     k_aux: int = 8
     top_docs: int = 20
     k_evidence: int = 5
-    max_candidates: int = 24
+    max_candidates: int = 12
     evidence_min_tokens: int = 64
     evidence_max_tokens: int = 128
     clues_from_question: int = 2
@@ -248,6 +248,6 @@ class TrainsetBuilder:
         if not c.clue_may_contain_answer:
             exclude += [normalize_answer(a) for a in answers]
         from_evidence = self.clues.pick(
-            relevant.text, c.clues_from_evidence, recase=False, exclude=exclude
+            relevant.text, c.clues_from_evidence, recase=False, exclude=exclude, names_only=True
         )
         return chosen + [(clue, "evidence") for clue in from_evidence]
