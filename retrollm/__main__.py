@@ -40,7 +40,7 @@ def ask(args: argparse.Namespace) -> int:
     config = load_params("decode", DecodeConfig, args.params)
     if args.strategy:
         config = DecodeConfig.model_validate(config.model_dump() | {"strategy": args.strategy})
-    decoder = RetroLLM.from_artifacts(paths, config, adapter=args.adapter)
+    decoder = RetroLLM.from_artifacts(paths, config, adapter=args.adapter, stored_queries=False)
     prediction = decoder.answer([args.question])[0]
     if args.json:
         print(prediction.model_dump_json(indent=2))

@@ -57,9 +57,17 @@ class RetroLLM:
 
     @classmethod
     def from_artifacts(
-        cls, paths: Any, config: DecodeConfig, adapter: str | Path | None = None
+        cls,
+        paths: Any,
+        config: DecodeConfig,
+        adapter: str | Path | None = None,
+        stored_queries: bool = True,
     ) -> RetroLLM:
-        """Load from the pipeline's folders (`paths`: stages.common.Paths or alike)."""
+        """Load from the pipeline's folders (`paths`: stages.common.Paths or alike).
+
+        stored_queries: read sparse_expand's per-question SPLADE results (seconds for
+        tens of thousands of questions; worth it for an evaluation, not for one question,
+        which is encoded live in milliseconds with the same numbers)."""
         from retrollm.corpus import load_corpus
 
         model, tokenizer = load_causal_lm(paths.model, config.dtype, adapter)
@@ -77,7 +85,7 @@ class RetroLLM:
             )
         sparse = scorer = None
         if strategy.retrieve:
-            sparse = load_sparse(paths, config)
+            sparse = load_sparse(paths, config, stored_queries)
             from retrollm.retrieval.scorer import load_scorer
 
             scorer_dir = config.scorer_model or Path(paths.assets) / "biencoder"
@@ -145,7 +153,7 @@ class RetroLLM:
         return query
 
 
-def load_sparse(paths: Any, config: DecodeConfig) -> SparseQueries:
+def load_sparse(paths: Any, config: DecodeConfig, stored_queries: bool = True) -> SparseQueries:
     """SPLADE encoder (for questions never seen) plus sparse_expand's document index and
     per-question results (data/splade: docs/, queries/DATASET/SPLIT.msgpack)."""
     from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
@@ -153,5 +161,7 @@ def load_sparse(paths: Any, config: DecodeConfig) -> SparseQueries:
     model_dir = Path(config.splade_model or Path(paths.assets) / "splade")
     splade_dir = Path(paths.splade)
     doc_index = SparseDocIndex.load(splade_dir / "docs")
-    stored, _ = load_stored_queries(splade_dir, model_dir, config.k_aux, config.sparse_top_docs)
+    stored = {}
+    if stored_queries:
+        stored, _ = load_stored_queries(splade_dir, model_dir, config.k_aux, config.sparse_top_docs)
     return SparseQueries(SpladeEncoder(model_dir), doc_index, stored)
