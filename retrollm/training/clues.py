@@ -35,6 +35,8 @@ over own same she should so some such than that the their them then there these 
 those through to too under until up very was we were what when where which while who whom
 whose why will with would you your s t"""
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
+# Lower-case words that occur inside names ("Bank of America", "Saint Pierre and Miquelon").
+NAME_JOINERS = frozenset({"of", "the", "and", "de", "for"})
 _WORD = re.compile(r"\w+(?:['’.\-]\w+)*")
 
 
@@ -81,7 +83,7 @@ def candidate_spans(
                 break
             word = words[j].group()
             stop = word.lower() in STOP_WORDS
-            if names_only and not stop and not _is_name(word):
+            if names_only and not _is_name(word) and word not in NAME_JOINERS:
                 break
             named |= word[:1].isupper() and j not in opens
             if not stop and (named or not names_only):
