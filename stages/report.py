@@ -134,21 +134,27 @@ def write_acc_vs_tokens(results: list[dict[str, Any]], csv_path: Path, png_path:
             writer.writerow(
                 {k: (round(r[k], 3) if isinstance(r[k], float) else r[k]) for k in fields}
             )
-    datasets = sorted({r["dataset"] for r in results}) or ["(none)"]
+    datasets = list(dict.fromkeys(r["dataset"] for r in results)) or ["(none)"]
+    methods = list(dict.fromkeys(r["method"] for r in results))
+    markers = "osD^v<>ph*"
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         for r in (r for r in results if r["dataset"] == dataset):
-            ax.scatter(r["tokens"], r["acc"], label=r["method"])
-            ax.annotate(
-                r["method"],
-                (r["tokens"], r["acc"]),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
-        ax.set(title=dataset, xlabel="tokens per question", ylabel="Acc (%)")
+            i = methods.index(r["method"])  # one colour and marker per method in every panel
+            ax.scatter(
+                r["tokens"], r["acc"], color=f"C{i % 10}", marker=markers[i % len(markers)],
+                label=r["method"], s=40,
+            )  # fmt: skip
+        ax.set(title=dataset, xlabel="tokens per question (in + out)", ylabel="Acc (%)")
+        ax.set_ylim(bottom=-2)  # Acc 0 stays visible
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    if methods:
+        legend: dict[str, Any] = {}
+        for ax in axes[0]:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                legend.setdefault(label, handle)
+        fig.legend(legend.values(), legend.keys(), loc="center right", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.86 if methods else 1, 1))
     fig.savefig(png_path, dpi=120)
     plt.close(fig)
 
