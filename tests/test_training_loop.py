@@ -109,12 +109,20 @@ def test_resume_matches_an_uninterrupted_run(tiny_model_dir: Path, tmp_path: Pat
         torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=1e-6)
 
 
-def test_checkpoint_of_another_run_is_not_resumed(tiny_model_dir: Path, tmp_path: Path) -> None:
-    _run(tiny_model_dir, tmp_path, stop_after=1)
-    model, special = _lora_model(tiny_model_dir)
+def _run_b(folder: Path, checkpoints: Path, stop_after: int | None) -> Any:
+    model, special = _lora_model(folder)
     data = TrainDataset(_examples(special), seed=0)
+    config = LoopConfig(epochs=1, batch_size=2, grad_accum=2)
     _, state = train(
-        model, data, Collator(pad_id=0), _accelerator(),
-        LoopConfig(epochs=1, batch_size=2, grad_accum=2), tmp_path, "run-b", stop_after=1,
+        model, data, Collator(pad_id=0), _accelerator(), config, checkpoints, "run-b",
+        stop_after=stop_after,
     )  # fmt: skip
+    return state
+
+
+def test_checkpoint_of_another_run_is_not_resumed(tiny_model_dir: Path, tmp_path: Path) -> None:
+    _run(tiny_model_dir, tmp_path)  # run-a leaves checkpoints up to step 4
+    state = _run_b(tiny_model_dir, tmp_path, stop_after=1)
     assert len(state.history) == 1 and state.fingerprint == "run-b"
+    state = _run_b(tiny_model_dir, tmp_path, stop_after=None)  # resumes run-b, not run-a
+    assert state.step == 2 and [e["step"] for e in state.history] == [1.0, 2.0]

@@ -72,6 +72,15 @@ def latest_checkpoint(root: Path | str) -> Path | None:
     return max(found)[1] if found else None
 
 
+def clear_checkpoints(root: Path | str) -> None:
+    """Remove every checkpoint (finished or half-written) under `root`."""
+    root = Path(root)
+    if root.is_dir():
+        for path in root.iterdir():
+            if _STEP_DIR.match(path.name) or path.name.startswith(".tmp-step-"):
+                shutil.rmtree(path, ignore_errors=True)
+
+
 def save_checkpoint(
     root: Path | str,
     accelerator: Any,

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from retrollm.training.checkpoint import (
     RunState,
+    clear_checkpoints,
     latest_checkpoint,
     load_checkpoint,
     read_state,
@@ -157,7 +158,11 @@ def train(
             set_rng_state(rng)
         accelerator.print(f"resuming from {latest} (step {state.step} of {total})")
     elif latest is not None:
+        # Its steps would shadow this run's newer but lower-numbered checkpoints.
         accelerator.print(f"{latest}: made by another configuration; starting over")
+        if accelerator.is_main_process:
+            clear_checkpoints(checkpoint_dir)
+        accelerator.wait_for_everyone()
     if log is not None and accelerator.is_main_process:
         for entry in state.history:
             log(entry)
