@@ -55,29 +55,66 @@ def _copy_repo(dest: Path) -> None:
             target = dest / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+    # A real clone has history; dvclive needs a commit to name its baseline.
+    git = ["git", "-c", "user.name=e2e", "-c", "user.email=e2e@localhost"]
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "datasets":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 @pytest.fixture(scope="module")
 def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from retrollm.tiny import build_tiny_model
+    from tests.retrieval_tiny import tiny_biencoder, tiny_splade
 
     work = tmp_path_factory.mktemp("repo")
     _copy_repo(work)
-    shutil.copy(work / "tests/fixtures/params.tiny.yaml", work / "params.yaml")
-    texts = [json.loads(line)["contents"] for line in open(work / "tests/fixtures/corpus.jsonl")]
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    overrides = yaml.safe_load((work / "tests/fixtures/params.tiny.yaml").read_text())
+    (work / "params.yaml").write_text(yaml.safe_dump(_merge(params, overrides), sort_keys=False))
+    lines = (work / "tests/fixtures/corpus.jsonl").read_text().splitlines()
+    texts = [json.loads(line)["contents"] for line in lines]
     build_tiny_model(texts, work / "tiny/lm")
+    tiny_splade(work / "tiny/splade", texts)
+    tiny_biencoder(work / "tiny/biencoder", texts)
     return work
+
+
+def _expected_stages(workdir: Path) -> set[str]:
+    """Every stage name `dvc repro` should run, foreach/matrix stages expanded."""
+    listed = _dvc(workdir, "stage", "list", "--name-only")
+    return {line.strip() for line in listed.splitlines() if line.strip()}
 
 
 def test_repro_builds_every_artifact_then_is_up_to_date(tiny_repo: Path) -> None:
     first = _dvc(tiny_repo, "repro")
-    stages = set(yaml.safe_load((tiny_repo / "dvc.yaml").read_text())["stages"])
-    expected = {s if s != "prepare_qa" else "prepare_qa@tiny" for s in stages}
-    assert expected <= _ran(first), first
-    for folder in ("data/assets", "data/corpus", "data/qa/tiny", "data/models/base",
-                   "data/tokens", "data/index"):
+    assert _expected_stages(tiny_repo) <= _ran(first), first
+    for folder in (
+        "data/assets",
+        "data/corpus",
+        "data/qa/tiny",
+        "data/models/base",
+        "data/tokens",
+        "data/index",
+        "data/splade",
+        "data/train",
+        "data/models/adapter",
+        "data/eval/tiny/retrollm-lora",
+        "data/report",
+    ):
         assert (tiny_repo / folder / "manifest.json").is_file(), folder
+    table = (tiny_repo / "data/report/results.md").read_text()
+    assert "retrollm-lora" in table and "rag-bm25" in table
 
     second = _dvc(tiny_repo, "repro")
     assert _ran(second) == set(), second
@@ -93,3 +130,4 @@ def test_changing_one_param_reruns_only_its_dependents(tiny_repo: Path) -> None:
     ran = _ran(output)
     assert "tokenize_corpus" in ran, output
     assert not ran & {"fetch_assets", "prepare_corpus", "prepare_qa@tiny", "prepare_model"}
+    assert not ran & {"sparse_expand", "dense_index"}, "they do not read the tokens"
