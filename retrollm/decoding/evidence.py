@@ -46,8 +46,10 @@ class EvidenceRules:
     # ----------------------------------------------------------------------- rule
     def rule(self, hyp: Hypothesis) -> Allowed:
         ctx = hyp.context
-        has_windows = self.strategy.windows and ctx.table is not None
-        cap = self.config.evidence_cap(len(ctx.table) if has_windows else None)
+        n_windows = None  # strategies without windows: the max_evidences cap alone
+        if self.strategy.windows:
+            n_windows = len(ctx.table) if ctx.table is not None else 0
+        cap = self.config.evidence_cap(n_windows)
         budget = EvidenceBudget.of(
             len(hyp.evidence_tokens), len(hyp.generated), hyp.opened_evidences - 1, cap,
             self.config,
@@ -61,7 +63,8 @@ class EvidenceRules:
         continuations, bonus = None, None
         if hyp.evidence_mode != "free":
             continuations = self._continuations(hyp)
-            if hyp.evidence_mode == "candidates" and hyp.window_hits is not None:
+            steer = self.config.forward_lambda != 0 and hyp.window_hits is not None
+            if hyp.evidence_mode == "candidates" and steer:
                 bonus = forward_bonus(
                     ctx.table,
                     hyp.window_hits,
