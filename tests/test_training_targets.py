@@ -13,7 +13,7 @@ import pytest
 
 from retrollm.index import CorpusIndex
 from retrollm.models import SpecialTokenIds, load_tokenizer, prompt_ids
-from retrollm.training.clues import candidate_spans
+from retrollm.training.clues import candidate_spans, name_spans
 from retrollm.training.evidence import matching_answer, sentence_windows
 from retrollm.training.targets import (
     Limits,
@@ -143,10 +143,13 @@ def test_clue_spans_skip_stop_words() -> None:
     assert "Mona Lisa" in spans and "painted" in spans
     assert not any(s.split()[0].lower() in {"who", "the"} for s in spans)
     assert "painted the Mona" in spans  # stop words inside a span are fine
-    text = "Considered by Bank of America in 1968 as Apollo 11, Paris."
-    names = [s for _, _, s in candidate_spans(text, 3, names_only=True)]
-    assert names == ["Bank", "Bank of America", "America", "Apollo", "Apollo 11", "Paris"]
-    assert [s for _, _, s in candidate_spans("It was 1968.", 3, names_only=True)] == []
+    text = "Considered by Bank of America in 1968 as Apollo 11, Asia Minor and Europe."
+    names = [s for _, _, s in name_spans(text, 3)]
+    assert names == ["Bank of America", "Apollo 11", "Asia Minor", "Europe"]
+    assert [s for _, _, s in name_spans("It was 1968. Michael Jeffrey Jordan is", 3)] == [
+        "Michael Jeffrey Jordan"
+    ]
+    assert name_spans("The Statue of the United States of America", 3) == []  # too long
 
 
 def test_windows_take_whole_sentences_up_to_the_decoder_minimum() -> None:

@@ -35,8 +35,8 @@ over own same she should so some such than that the their them then there these 
 those through to too under until up very was we were what when where which while who whom
 whose why will with would you your s t"""
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
-# Lower-case words that occur inside names ("Bank of America", "Saint Pierre and Miquelon").
-NAME_JOINERS = frozenset({"of", "the", "and", "de", "for"})
+# Lower-case words that occur inside names ("Bank of America", "Leonardo da Vinci").
+NAME_JOINERS = frozenset({"of", "the", "de", "da", "di", "del", "du", "la", "le", "von", "van"})
 _WORD = re.compile(r"\w+(?:['’.\-]\w+)*")
 
 
@@ -55,39 +55,57 @@ def _is_name(word: str) -> bool:
     return word[:1].isupper() or word[:1].isdigit()
 
 
-def candidate_spans(
-    text: str, max_words: int, names_only: bool = False
-) -> list[tuple[int, int, str]]:
+def candidate_spans(text: str, max_words: int) -> list[tuple[int, int, str]]:
     """(first word, last word + 1, span text) for every run of up to `max_words` words
-    joined by single spaces in `text`, neither starting nor ending with a stop word.
-
-    `names_only` keeps spans whose other words are all capitalised or numbers, with at
-    least one capitalised word that is not capitalised merely for opening a sentence
-    ("Bank of America", "Apollo 11"): in cased evidence text that is what a key entity
-    looks like, while rare ordinary phrases ("officially the French") or bare numbers
-    would otherwise win on weight alone.
-    """
+    joined by single spaces in `text`, neither starting nor ending with a stop word."""
     words = list(_WORD.finditer(text))
-    opens = set()  # words that start a sentence: capitalised by position, not as names
-    for number, word in enumerate(words):
-        before = text[: word.start()].rstrip()
-        if not before or before[-1] in ".!?":
-            opens.add(number)
     out: list[tuple[int, int, str]] = []
     for i, first in enumerate(words):
-        if first.group().lower() in STOP_WORDS or (names_only and i in opens):
+        if first.group().lower() in STOP_WORDS:
             continue
-        named = False
         for j in range(i, min(len(words), i + max_words)):
             if j > i and text[words[j - 1].end() : words[j].start()] != " ":
                 break
-            word = words[j].group()
-            stop = word.lower() in STOP_WORDS
-            if names_only and not _is_name(word) and word not in NAME_JOINERS:
-                break
-            named |= word[:1].isupper() and j not in opens
-            if not stop and (named or not names_only):
+            if words[j].group().lower() not in STOP_WORDS:
                 out.append((i, j + 1, text[first.start() : words[j].end()]))
+    return out
+
+
+def name_spans(text: str, max_words: int) -> list[tuple[int, int, str]]:
+    """Complete names in cased text: maximal runs of capitalised words and numbers, joined
+    by single spaces or by "of", "da", ... ("Bank of America", "Apollo 11").
+
+    Only whole runs count, so the rarest fragment of a name ("Minor and Europe" out of
+    "Asia Minor and Europe") cannot win on weight. A lone capitalised word that opens a
+    sentence is no name; a run of numbers alone neither. Runs longer than `max_words`
+    are skipped.
+    """
+    words = list(_WORD.finditer(text))
+
+    def joins(j: int) -> bool:  # joiner(s) followed by a name: "of the United"
+        while j < len(words) and words[j].group() in NAME_JOINERS:
+            j += 1
+        return j < len(words) and _is_name(words[j].group())
+
+    out: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(words):
+        j = i
+        while j < len(words) and (
+            _is_name(words[j].group()) or (j > i and words[j].group() in NAME_JOINERS and joins(j))
+        ):
+            if j > i and text[words[j - 1].end() : words[j].start()] != " ":
+                break
+            j += 1
+        start, i = i, max(j, i + 1)
+        while start < j and words[start].group().lower() in STOP_WORDS:  # "The Beatles"
+            start += 1
+        run = [w.group() for w in words[start:j]]
+        before = text[: words[start].start()].rstrip() if run else ""
+        opens_sentence = not before or before[-1] in ".!?"
+        named = any(w[:1].isupper() for w in run)
+        if named and len(run) <= max_words and not (opens_sentence and len(run) == 1):
+            out.append((start, j, text[words[start].start() : words[j - 1].end()]))
     return out
 
 
@@ -166,7 +184,8 @@ class ClueFinder:
         if k <= 0:
             return []
         scored = []
-        for first, last, span in candidate_spans(text, self.max_words, names_only):
+        spans = name_spans if names_only else candidate_spans
+        for first, last, span in spans(text, self.max_words):
             clue = self.score(span, recase)
             if clue is not None:
                 scored.append((-clue.weight, first, last, clue))
