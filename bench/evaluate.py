@@ -11,6 +11,12 @@ Timings on a shared CPU are noisy; run it twice.
 
 from __future__ import annotations
 
+import os
+
+# Before torch loads: spinning OpenMP workers thrash when the cores are shared (measured
+# here: 2 threads took 10x longer than 1 with other jobs running; passive waiting, none).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import time
 

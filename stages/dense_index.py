@@ -10,6 +10,12 @@ embeddings.npy, dense_meta.json (retrollm.retrieval.dense layout), manifest.json
 
 from __future__ import annotations
 
+import os
+
+# Before torch loads: spinning OpenMP workers thrash when the cores are shared (measured
+# here: 2 threads took 10x longer than 1 with other jobs running; passive waiting, none).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import hashlib
 from pathlib import Path
 

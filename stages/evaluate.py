@@ -12,6 +12,12 @@ predictions.jsonl (the first few, for people), metrics.json (aggregate), manifes
 
 from __future__ import annotations
 
+import os
+
+# Before torch loads: spinning OpenMP workers thrash when the cores are shared (measured
+# here: 2 threads took 10x longer than 1 with other jobs running; passive waiting, none).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import time
 from collections.abc import Sequence
