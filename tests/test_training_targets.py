@@ -174,3 +174,39 @@ def test_length_rules_are_enforced(env: dict[str, Any]) -> None:
             assert_reachable(*args, env["index"], env["special"], too_short)
     with pytest.raises(UnreachableTargetError, match="evidences >"):
         assert_reachable(*args, env["index"], env["special"], Limits(max_evidences=0))
+
+
+_FORMS = {" elected": [1], " Elected": [2, 3], " Eiffel Tower": [4, 5], " eiffel tower": [6]}
+_COUNTS = {(1,): 400, (2, 3): 3, (4, 5): 4, (6,): 0}
+
+
+class _FakeTokenizer:
+    def encode(self, form: str, add_special_tokens: bool = False) -> list[int]:
+        return _FORMS.get(form, [9, 9, 9])
+
+    def decode(self, ids: list[int]) -> str:
+        return next(f for f, i in _FORMS.items() if i == list(ids))
+
+
+class _FakeIndex:
+    n_docs = 100
+
+    def count(self, ids: list[int]) -> int:
+        return _COUNTS.get(tuple(ids), 0)
+
+    def locate(self, ids: list[int]) -> np.ndarray:
+        return np.arange(self.count(ids))
+
+    def doc_of(self, positions: np.ndarray) -> np.ndarray:
+        return positions // 2  # two hits per document
+
+
+def test_clue_is_the_dominant_corpus_form_or_nothing() -> None:
+    from retrollm.training.clues import ClueFinder
+
+    finder = ClueFinder(_FakeIndex(), _FakeTokenizer(), min_tokens=2, max_tokens=7)
+    # " elected" (1 token, 400 hits) dominates: too short, and no rarer casing stands in.
+    assert finder.score("elected", recase=True) is None
+    clue = finder.score("eiffel tower", recase=True)
+    assert clue is not None and clue.text == "Eiffel Tower" and clue.token_ids == (4, 5)
+    assert clue.weight == pytest.approx(np.log(100 / 4) + np.log(100 / 2))  # eq. 5: CF 4, DF 2

@@ -149,17 +149,20 @@ class ClueFinder:
         return self._cache[key]
 
     def _score(self, span: str, recase: bool) -> Clue | None:
+        """The span's most frequent corpus form is the clue, or nothing: when that form
+        breaks the clue length rules the span is rejected, not replaced by a rarer casing
+        (" elected" is one token, " Elected" two, and is mostly a sentence opening)."""
         best: tuple[int, list[int]] | None = None
         for form in _variants(span, recase):
             ids = self.tokenizer.encode(form, add_special_tokens=False)  # type: ignore[attr-defined]
-            if not self.min_tokens <= len(ids) <= self.max_tokens:
-                continue
-            if self.forbidden.intersection(ids):
+            if not ids or self.forbidden.intersection(ids):
                 continue
             count = int(self.index.count(ids))  # type: ignore[attr-defined]
             if best is None or count > best[0]:
                 best = (count, ids)
         if best is None or not 1 <= best[0] <= self.max_hits:
+            return None
+        if not self.min_tokens <= len(best[1]) <= self.max_tokens:
             return None
         count, ids = best
         positions = self.index.locate(ids)  # type: ignore[attr-defined]
