@@ -171,10 +171,17 @@ def read_loss(train_log: Path) -> list[tuple[float, float]]:
     return []
 
 
-def write_loss_plot(points: list[tuple[float, float]], png_path: Path) -> None:
+def write_loss_plot(points: list[tuple[float, float]], png_path: Path, window: int = 8) -> None:
+    """Raw per-step loss, faint, under its running mean: batches grouped by length make
+    the raw curve saw-toothed, and the trend is what a reader looks for."""
     fig, ax = plt.subplots(figsize=(5, 4))
     if points:
-        ax.plot([s for s, _ in points], [v for _, v in points])
+        steps, values = [s for s, _ in points], [v for _, v in points]
+        ax.plot(steps, values, alpha=0.35, label="per step")
+        means = [sum(values[max(0, i - window + 1) : i + 1]) / min(window, i + 1)
+                 for i in range(len(values))]  # fmt: skip
+        ax.plot(steps, means, label=f"mean of last {window}")
+        ax.legend(frameon=False)
     else:
         ax.text(0.5, 0.5, "no training log found", ha="center", va="center")
     ax.set(title="training loss", xlabel="step", ylabel="loss")
