@@ -84,7 +84,7 @@ def test_format_forced_tokens_and_stopping_rules(decoded: dict, setting: Setting
             assert length <= config.max_evidence_tokens
             # Shorter than the minimum only where the document ended (nothing else legal).
             assert length >= config.min_evidence_tokens or trace.end in offsets
-        assert pred.tokens_out == len(out) == pred.forward_passes
+        assert pred.tokens_out == len(out) >= pred.forward_passes  # fewer: jump-forward
         assert pred.timings["total"] > 0 and set(pred.timings) >= {"clue", "evidence", "answer"}
 
 

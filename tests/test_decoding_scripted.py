@@ -24,9 +24,11 @@ class ScriptedLM(torch.nn.Module):
             self.row[token] = logit
         self.generation_config = SimpleNamespace(eos_token_id=eos)
 
-    def forward(self, input_ids: torch.Tensor, **_: Any) -> SimpleNamespace:
+    def forward(
+        self, input_ids: torch.Tensor, logits_to_keep: int = 1, **_: Any
+    ) -> SimpleNamespace:
         rows = input_ids.shape[0]
-        return SimpleNamespace(logits=self.row.expand(rows, 1, -1).clone())
+        return SimpleNamespace(logits=self.row.expand(rows, logits_to_keep, -1).clone())
 
 
 @pytest.fixture(scope="module")

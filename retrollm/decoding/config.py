@@ -127,6 +127,15 @@ class DecodeConfig(BaseModel):
         64, ge=1, description="U: questions are cut to 64 tokens (noted in the trace)."
     )
     batch_size: int = Field(16, ge=1, description="Questions decoded together.")
+    jump_forward: bool = Field(
+        True,
+        description="Feed forced runs (forced text, an evidence whose prefix occurs once) "
+        "as one chunk per forward pass and keep what greedy decoding would have chosen; "
+        "the output is the same token for token (not in paper).",
+    )
+    jump_max_tokens: int = Field(
+        32, ge=1, description="Most tokens drafted after a chosen token in one pass."
+    )
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="Model weights' dtype at decode time."
     )

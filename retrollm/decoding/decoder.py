@@ -79,13 +79,26 @@ class Decoder:
         c = self.config
         max_steps = c.budget_tokens + len(self.answer_prefix) + c.max_answer_tokens + 4
         prompts = [h.query.prompt_ids for h in self.hyps]
-        self.loop_stats.append(greedy_loop(self.model, prompts, self.pad_id, self, max_steps))
+        jump = c.jump_max_tokens if c.jump_forward else 0
+        stats = greedy_loop(self.model, prompts, self.pad_id, self, max_steps, max_jump=jump)
+        self.loop_stats.append(stats)
         for hyp in self.hyps:
             hyp.timings["total"] = sum(hyp.timings.get(k, 0.0) for k in PHASE_KEYS)
         return self.hyps
 
     def finished(self, row: int) -> bool:
         return self.hyps[row].done
+
+    def draft(self, row: int) -> list[int]:
+        """Jump-forward guess: forced text still to come, or the rest of an evidence whose
+        prefix occurs once in its constraining index (the loop keeps only what `step`
+        then chooses, so a guess never changes the output)."""
+        hyp = self.hyps[row]
+        if hyp.forced:
+            return list(hyp.forced)
+        if hyp.phase is Phase.EVIDENCE:
+            return self.evidence.draft(hyp, len(hyp.generated))
+        return []
 
     def record_forward(self, rows: Sequence[int], seconds: float) -> None:
         share = seconds / max(1, len(rows))

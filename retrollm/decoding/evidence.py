@@ -86,6 +86,24 @@ class EvidenceRules:
         ids, _ = hyp.evidence_index.continuations(hyp.evidence_state)
         return drop_ids(ids, self.stop_ids)
 
+    def draft(self, hyp: Hypothesis, generated: int) -> list[int]:
+        """The document text after the evidence prefix when it occurs at one place only:
+        then the index allows that one token at every step (besides the stop tokens), up
+        to the document's end, max_evidence_tokens, or the budget's forced end."""
+        state = hyp.evidence_state
+        if hyp.evidence_mode == "free" or state is None or state.count != 1:
+            return []
+        depth = len(hyp.evidence_tokens)
+        c = self.config
+        room = min(c.max_evidence_tokens - depth, c.budget_tokens - c.force_end_margin - generated)
+        if room <= 0:
+            return []
+        index = hyp.evidence_index  # a restriction keeps global positions and offsets
+        positions, docs = index.positions_and_docs(state)
+        start = int(positions[0]) + depth
+        doc_end = int(index.doc_offsets[int(docs[0]) + 1])
+        return index.extract(start, min(doc_end, start + room)).tolist()
+
     # ---------------------------------------------------------------- transitions
     def feed(self, hyp: Hypothesis, token: int) -> None:
         """Apply one token emitted in the evidence phase."""

@@ -1,11 +1,20 @@
-"""A plain batched greedy generation loop: left padding, the HF KV cache, one forward pass
-per step, and a controller that decides every row's next token.
+"""A plain batched greedy generation loop: left padding, the HF KV cache, and a controller
+that decides every row's next token; with jump-forward, many forced tokens per pass.
 
 Why not `model.generate` with a LogitsProcessor: the controller must see which token was
 chosen to advance its index states, wants only the rows still running (finished rows are
 dropped from the batch and its cache, so a long evidence does not make the whole batch pay
 for finished rows), and forced tokens are simply tokens it chooses regardless of logits.
-Jump-forward over forced tokens can later replace a step with a multi-token feed here.
+
+Jump-forward: after choosing a row's token, the controller may propose a draft, tokens it
+expects to follow (forced text; the rest of an evidence whose prefix occurs at one place
+only). The loop feeds token and draft as one chunk, reads the logits at every position, and
+asks the controller for its choice at each position in turn, exactly as step-by-step
+decoding would: the draft is accepted up to the first position where the choice differs
+(a stop token, or another token under the eq. 12 bonus), and that choice is the row's next
+token. Rejected draft tokens stay in the KV cache but are masked out for good (holes in the
+attention mask; positions are explicit, so the next token takes the first rejected
+position). Rows of a batch jump by different lengths; shorter chunks are padded and masked.
 """
 
 from __future__ import annotations
@@ -24,11 +33,16 @@ class Controller(Protocol):
     """Decides tokens; the loop only runs the model."""
 
     def step(self, rows: Sequence[int], logits: np.ndarray) -> list[int]:
-        """Next token for each active row, given its last-position logits (fp32 numpy)."""
+        """Next token for each given row, from the logits after its latest token (fp32)."""
         ...
 
     def finished(self, row: int) -> bool:
         """True once a row needs no more forward passes (its last token is not fed)."""
+        ...
+
+    def draft(self, row: int) -> Sequence[int]:
+        """Tokens expected to follow the row's latest choice (may be empty). A guess only:
+        the loop keeps those the controller's own step then chooses, nothing else."""
         ...
 
     def record_forward(self, rows: Sequence[int], seconds: float) -> None:
@@ -42,6 +56,9 @@ class LoopStats:
     forward_seconds: float = 0.0
     control_seconds: float = 0.0
     batch_sizes: list[int] = field(default_factory=list)
+    fed_tokens: int = 0  # chunk cells fed, padding included
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0  # drafted tokens the controller then chose
 
 
 def left_pad(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,6 +74,17 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tenso
     return ids, mask
 
 
+def right_pad(chunks: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) of chunks fed after the cache, padding at the right."""
+    width = max(len(c) for c in chunks)
+    ids = torch.full((len(chunks), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(chunks), width), dtype=torch.long)
+    for row, chunk in enumerate(chunks):
+        ids[row, : len(chunk)] = torch.as_tensor(list(chunk), dtype=torch.long)
+        mask[row, : len(chunk)] = 1
+    return ids, mask
+
+
 @torch.inference_mode()
 def greedy_loop(
     model: torch.nn.Module,
@@ -64,9 +92,12 @@ def greedy_loop(
     pad_id: int,
     controller: Controller,
     max_steps: int,
+    max_jump: int = 0,
 ) -> LoopStats:
-    """Run until every row is finished (or max_steps, a safety net the controller's own
-    budget should never hit). Each prompt must hold at least one token."""
+    """Run until every row is finished (or max_steps forward passes, a safety net the
+    controller's own budget should never hit). Each prompt must hold at least one token.
+    max_jump: most draft tokens fed after a chosen token in one pass (0: one token per
+    pass, plain greedy decoding)."""
     if any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
     stats = LoopStats()
@@ -75,13 +106,21 @@ def greedy_loop(
     next_position = positions[:, -1] + 1
     active = list(range(len(prompts)))
     cache = DynamicCache()
-    logits = _forward(model, input_ids, mask, positions, cache, controller, active, stats)
+    logits = _forward(model, input_ids, mask, positions, 1, cache, controller, active, stats)
+    drafts: list[Sequence[int]] = [() for _ in active]
+    after_prefill = True
     for _ in range(max_steps):
         started = time.perf_counter()
-        tokens = controller.step(active, logits)
+        tokens, kept = _verify(controller, active, drafts, logits, stats)
+        if not after_prefill:  # the last forward fed a chunk per row: settle it
+            base = mask.shape[1] - logits.shape[1]
+            for i, count in enumerate(kept):
+                mask[i, base + count :] = 0  # rejected draft tokens (padding already is)
+            next_position = next_position + torch.as_tensor(kept, dtype=torch.long)
+        after_prefill = False
         keep = [i for i, row in enumerate(active) if not controller.finished(row)]
-        stats.control_seconds += time.perf_counter() - started
         if not keep:
+            stats.control_seconds += time.perf_counter() - started
             return stats
         if len(keep) < len(active):
             index = torch.as_tensor(keep, dtype=torch.long)
@@ -89,13 +128,49 @@ def greedy_loop(
             mask, next_position = mask[index], next_position[index]
             active = [active[i] for i in keep]
             tokens = [tokens[i] for i in keep]
-        step_ids = torch.as_tensor(tokens, dtype=torch.long).unsqueeze(1)
-        mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype)], dim=1)
-        logits = _forward(
-            model, step_ids, mask, next_position.unsqueeze(1), cache, controller, active, stats
+        drafts = [list(controller.draft(row))[:max_jump] if max_jump else () for row in active]
+        stats.control_seconds += time.perf_counter() - started
+        chunk_ids, chunk_mask = right_pad(
+            [[token, *draft] for token, draft in zip(tokens, drafts, strict=True)], pad_id
         )
-        next_position = next_position + 1
+        width = chunk_ids.shape[1]
+        mask = torch.cat([mask, chunk_mask], dim=1)
+        chunk_positions = next_position.unsqueeze(1) + torch.arange(width).unsqueeze(0)
+        logits = _forward(
+            model, chunk_ids, mask, chunk_positions, width, cache, controller, active, stats
+        )
+        stats.fed_tokens += int(chunk_ids.numel())
+        stats.drafted_tokens += sum(len(d) for d in drafts)
     raise RuntimeError(f"greedy_loop: rows {active} still running after {max_steps} steps")
+
+
+def _verify(
+    controller: Controller,
+    active: list[int],
+    drafts: Sequence[Sequence[int]],
+    logits: np.ndarray,
+    stats: LoopStats,
+) -> tuple[list[int], list[int]]:
+    """Walk the last chunk position by position with the controller's own step. Returns
+    each row's next token to feed and how many tokens of its chunk stay in the cache
+    (its chosen token plus the accepted draft)."""
+    tokens = [-1] * len(active)
+    kept = [0] * len(active)
+    live = list(range(len(active)))
+    depth = 0
+    while live:
+        chosen = controller.step([active[i] for i in live], logits[live, depth])
+        still = []
+        for i, token in zip(live, chosen, strict=True):
+            draft = drafts[i]
+            if depth < len(draft) and token == draft[depth] and not controller.finished(active[i]):
+                still.append(i)  # already fed as the chunk's next cell
+                stats.accepted_tokens += 1
+            else:
+                tokens[i], kept[i] = token, depth + 1
+        live = still
+        depth += 1
+    return tokens, kept
 
 
 def _forward(
@@ -103,11 +178,13 @@ def _forward(
     input_ids: torch.Tensor,
     mask: torch.Tensor,
     positions: torch.Tensor,
+    keep: int,
     cache: DynamicCache,
     controller: Controller,
     active: list[int],
     stats: LoopStats,
 ) -> np.ndarray:
+    """Logits of the last `keep` positions of every row, fp32 numpy (rows, keep, vocab)."""
     started = time.perf_counter()
     out = model(
         input_ids=input_ids,
@@ -115,9 +192,9 @@ def _forward(
         position_ids=positions,
         cache=cache,
         use_cache=True,
-        logits_to_keep=1,
+        logits_to_keep=keep,
     )
-    logits = out.logits[:, -1, :].float().numpy()
+    logits = out.logits[:, -keep:, :].float().numpy()
     seconds = time.perf_counter() - started
     stats.forward_passes += 1
     stats.forward_seconds += seconds
