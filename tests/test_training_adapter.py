@@ -71,6 +71,22 @@ def test_adapter_is_refused_on_another_base(
         load_adapter(model, trained["folder"], trained["base"], tokenizer_fingerprint="other")
 
 
+def test_load_causal_lm_merges_the_adapter_and_refuses_another_base(
+    tiny_model_dir: Path, trained: dict, tmp_path: Path
+) -> None:
+    merged, _ = load_causal_lm(tiny_model_dir, adapter=trained["folder"])
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    with torch.no_grad():
+        logits = merged(input_ids=trained["probe"]).logits
+    torch.testing.assert_close(logits, trained["logits"], rtol=1e-4, atol=1e-4)
+    other = tmp_path / "other"
+    shutil.copytree(tiny_model_dir, other)
+    (other / "manifest.json").unlink()  # fingerprinted by content: another folder, other bytes
+    (other / "config.json").write_text((other / "config.json").read_text() + "\n")
+    with pytest.raises(AdapterMismatchError, match="refusing"):
+        load_causal_lm(other, adapter=trained["folder"])
+
+
 def test_fingerprint_uses_content_not_manifest(tiny_model_dir: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(tiny_model_dir, copy)
