@@ -1,31 +1,43 @@
-"""Decoding benchmark: throughput, tokens, forward passes, and the decoder's own overhead.
+"""Decoding benchmark: throughput, tokens, forward passes, the decoder's own overhead, and
+jump-forward against step-by-step decoding, next to a naive-RAG baseline.
 
-    python -m bench.decode [--questions 32] [--batch 1 16] [--threads 2]
+    python -m bench.decode [--questions 32] [--batch 1 16] [--threads 1]
         [--strategies retrollm naive-constrained] [--dataset nq] [--params params.yaml]
+        [--jump off on] [--adapter data/models/adapter] [--baseline rag-bm25|none]
         [--set max_windows_total=16 ...]
 
 Loads the default artifacts once (params.yaml paths, `decode` section), takes the first N
-answerable test questions of the dataset, and prints one JSON line per (strategy, batch):
+answerable test questions of the dataset, and prints one JSON line per (strategy, batch,
+jump), then a markdown table:
 
 - questions_per_min: N / wall time of RetroLLM.answer (SPLADE queries, decoding, traces);
 - tokens_per_question: prompt tokens in, generated tokens out (forced ones included);
-- forward_passes_per_question: forward passes that served the question (= tokens out);
-  model_calls_per_question: batched forward calls / N (what batching saves);
+- forward_passes_per_question: forward passes that served the question (= tokens out
+  without jump-forward); model_calls_per_question: batched forward calls / N;
+- jump-forward: drafted and accepted tokens per question, fed_cells_per_question (chunk
+  cells the model computed, padding of shorter chunks included), and
+  identical_to_plain: questions whose generated tokens equal the step-by-step run's;
 - outside_forward_share: 1 - (model forward time / wall time): index queries, eq. 12
   bonus, retrieval (documents, windows, window scoring), SPLADE, bookkeeping. Split
   into retrieval_share (per-question retrieval when clues end), step_rules_share
   (per-step constraint work) and other_share (SPLADE queries, prompts, traces).
 
-One warm-up question per strategy first (numba kernels compile, caches fill). torch threads
-are fixed with --threads so numbers compare; the load average is printed with each line
-because other processes on a shared machine slow the model down, not the overhead share.
+The baseline (`evaluate.baseline_methods`, default rag-bm25) answers the same questions at
+each batch size with the same backbone, in the same process, so its questions per minute
+compare with RetroLLM's on equal terms. One warm-up question per configuration first
+(numba kernels compile, caches fill). torch threads are fixed with --threads; the load
+average is printed with each line because other processes on a shared machine slow
+everything down; compare rows of one run, not runs.
 """
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning threads thrash shared cores
+
 import argparse
 import json
-import os
 import platform
 import time
 from pathlib import Path
@@ -34,24 +46,29 @@ from typing import Any
 DEFAULT_STRATEGIES = ["retrollm", "retrollm-hard-windows", "naive-constrained", "unconstrained"]
 
 
-def measure(decoder: Any, questions: list[Any]) -> dict[str, Any]:
+def measure(decoder: Any, questions: list[Any]) -> tuple[dict[str, Any], list[list[int]]]:
+    """Figures of one configuration, and each question's generated ids."""
     decoder.decoder.loop_stats.clear()
     start = time.perf_counter()
-    predictions = decoder.answer(questions)
+    hypotheses = decoder.hypotheses(questions)
+    predictions = [decoder.prediction(h) for h in hypotheses]
     wall = time.perf_counter() - start
     n = len(predictions)
     forward = sum(p.timings.get("forward", 0.0) for p in predictions)
     decoded = sum(p.timings.get("total", 0.0) for p in predictions)
     retrieval = sum(p.timings.get("retrieval", 0.0) for p in predictions)
-    calls = sum(s.forward_passes for s in decoder.decoder.loop_stats)
-    return {
+    stats = decoder.decoder.loop_stats
+    result = {
         "questions_per_min": round(60.0 * n / wall, 2),
         "tokens_per_question": {
             "in": round(sum(p.tokens_in for p in predictions) / n, 1),
             "out": round(sum(p.tokens_out for p in predictions) / n, 1),
         },
         "forward_passes_per_question": round(sum(p.forward_passes for p in predictions) / n, 1),
-        "model_calls_per_question": round(calls / n, 2),
+        "model_calls_per_question": round(sum(s.forward_passes for s in stats) / n, 2),
+        "drafted_per_question": round(sum(s.drafted_tokens for s in stats) / n, 1),
+        "accepted_per_question": round(sum(s.accepted_tokens for s in stats) / n, 1),
+        "fed_cells_per_question": round(sum(s.fed_tokens for s in stats) / n, 1),
         "outside_forward_share": round(1.0 - forward / wall, 4),
         "retrieval_share": round(retrieval / wall, 4),
         "step_rules_share": round((decoded - forward - retrieval) / wall, 4),
@@ -59,6 +76,22 @@ def measure(decoder: Any, questions: list[Any]) -> dict[str, Any]:
         "seconds": round(wall, 2),
         "well_formed": sum(p.well_formed for p in predictions),
         "statuses": _count(p.status for p in predictions),
+    }
+    return result, [list(h.generated) for h in hypotheses]
+
+
+def measure_baseline(answer: Any, questions: list[Any]) -> dict[str, Any]:
+    start = time.perf_counter()
+    predictions = answer(questions)
+    wall = time.perf_counter() - start
+    n = len(predictions)
+    return {
+        "questions_per_min": round(60.0 * n / wall, 2),
+        "tokens_per_question": {
+            "in": round(sum(p.tokens_in for p in predictions) / n, 1),
+            "out": round(sum(p.tokens_out for p in predictions) / n, 1),
+        },
+        "seconds": round(wall, 2),
     }
 
 
@@ -69,12 +102,40 @@ def _count(values: Any) -> dict[str, int]:
     return counts
 
 
+def _machine(threads: int) -> dict[str, Any]:
+    return {
+        "threads": threads,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| method | batch | jump | q/min | fwd passes/q | accepted/q | fed cells/q | "
+        "tokens in+out | identical |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        tokens = r["tokens_per_question"]
+        lines.append(
+            f"| {r['method']} | {r['batch']} | {r.get('jump', '-')} | "
+            f"{r['questions_per_min']:.1f} | {r.get('forward_passes_per_question', '-')} | "
+            f"{r.get('accepted_per_question', '-')} | {r.get('fed_cells_per_question', '-')} | "
+            f"{tokens['in']:.0f}+{tokens['out']:.0f} | {r.get('identical_to_plain', '-')} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=32)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 16])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--strategies", nargs="+", default=DEFAULT_STRATEGIES)
+    parser.add_argument("--jump", nargs="+", choices=["off", "on"], default=["off", "on"])
+    parser.add_argument("--adapter", type=Path, help="trained adapter folder (default: none)")
+    parser.add_argument("--baseline", default="rag-bm25", help="evaluate method, or none")
     parser.add_argument("--dataset", default="nq")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument(
@@ -90,6 +151,7 @@ def main() -> None:
     from retrollm.decoding.pipeline import RetroLLM
     from retrollm.qa import load_qa
     from stages.common import load_params, load_paths
+    from stages.evaluate import EvaluateParams, _answer_fn
 
     paths = load_paths(args.params)
     base = load_params("decode", DecodeConfig, args.params)
@@ -97,21 +159,45 @@ def main() -> None:
     base = DecodeConfig.model_validate(base.model_dump() | overrides)
     records = [r for r in load_qa(paths.qa / args.dataset, "test") if r.answerable]
     questions = records[: args.questions]
-    loaded = RetroLLM.from_artifacts(paths, base.model_copy(update={"strategy": "retrollm"}))
+    rows: list[dict[str, Any]] = []
+
+    def emit(line: dict[str, Any]) -> None:
+        line |= _machine(args.threads)
+        rows.append(line)
+        print(json.dumps(line), flush=True)
+
+    if args.baseline != "none":
+        evaluate = load_params("evaluate", EvaluateParams, args.params)
+        for batch in args.batch:
+            params = evaluate.model_copy(
+                update={"baselines": evaluate.baselines.model_copy(update={"batch_size": batch})}
+            )
+            answer = _answer_fn(args.baseline, params.spec(args.baseline), params, paths)
+            answer(questions[:1])  # warm-up
+            emit({"method": args.baseline, "batch": batch} | measure_baseline(answer, questions))
+
+    loaded = RetroLLM.from_artifacts(
+        paths, base.model_copy(update={"strategy": "retrollm"}), adapter=args.adapter
+    )
     for strategy in args.strategies:
         for batch in args.batch:
-            config = base.model_copy(update={"strategy": strategy, "batch_size": batch})
-            decoder = loaded.with_config(config)
-            decoder.answer(questions[:1])  # warm-up
-            result = measure(decoder, questions)
-            line = {"strategy": strategy, "batch": batch, "questions": len(questions)}
-            line |= {"overrides": overrides} if overrides else {}
-            line |= result | {
-                "threads": args.threads,
-                "load_average_1m": round(os.getloadavg()[0], 2),
-                "machine": f"{platform.machine()} {os.cpu_count()} cpus",
-            }
-            print(json.dumps(line), flush=True)
+            plain: list[list[int]] | None = None
+            for jump in args.jump:
+                update = {"strategy": strategy, "batch_size": batch, "jump_forward": jump == "on"}
+                decoder = loaded.with_config(base.model_copy(update=update))
+                decoder.answer(questions[:1])  # warm-up
+                result, generated = measure(decoder, questions)
+                line: dict[str, Any] = {"method": strategy, "batch": batch, "jump": jump}
+                line |= {"questions": len(questions), "adapter": str(args.adapter or "")}
+                line |= {"overrides": overrides} if overrides else {}
+                if jump == "off":
+                    plain = generated
+                elif plain is not None:
+                    same = sum(a == b for a, b in zip(plain, generated, strict=True))
+                    line["identical_to_plain"] = f"{same}/{len(generated)}"
+                emit(line | result)
+    print()
+    print(_table(rows))
 
 
 if __name__ == "__main__":
