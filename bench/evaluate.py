@@ -6,7 +6,8 @@ Runs each method of params.yaml `evaluate` on the first N questions of the evalu
 sample (no DVC, nothing written), after one warm-up question, and prints one row per
 method. This is what `evaluate.limit` is sized from: the whole matrix's time is about
 sum over methods of limit / (questions per minute), per dataset, plus model loading.
-Timings on a shared CPU are noisy; run it twice.
+Timings on a shared CPU are noisy; run it twice. Acc, R@5 (a gold answer in the first five
+evidences or passages) and the well-formed share (wf %) are over the timed questions.
 """
 
 from __future__ import annotations
@@ -38,12 +39,16 @@ def main() -> None:
     paths = load_paths()
     torch.set_num_threads(params.threads)
     records = load_qa(paths.qa / args.dataset, params.split)
-    sample = select_questions(records, params.limit, params.seed, params.answerable_only)
-    questions = sample[1 : 1 + args.n]
+    limit = None if params.limit is None else max(params.limit, 1 + args.n)
+    sample = select_questions(records, limit, params.seed, params.answerable_only)
+    questions = sample[1 : 1 + args.n]  # the first one warms up
     every = params.baseline_methods | params.methods | params.adapter_methods
     names = args.methods or list(every)
     print(f"{args.dataset}: {len(questions)} questions, torch threads {params.threads}")
-    print(f"{'method':<22}{'load s':>8}{'q/min':>8}{'s/q':>8}{'tok/q':>8}{'in':>7}{'out':>6}")
+    print(
+        f"{'method':<22}{'load s':>8}{'q/min':>8}{'s/q':>8}{'tok/q':>8}{'in':>7}{'out':>6}"
+        f"{'Acc':>7}{'R@5':>7}{'wf %':>7}"
+    )
     for name in names:
         start = time.perf_counter()
         answer = _answer_fn(name, params.spec(name), params, paths)
@@ -55,7 +60,8 @@ def main() -> None:
         result = aggregate([score(p) for p in made])
         print(
             f"{name:<22}{load:>8.1f}{60 / seconds:>8.1f}{seconds:>8.2f}{result.tokens:>8.0f}"
-            f"{result.tokens_in:>7.0f}{result.tokens_out:>6.0f}",
+            f"{result.tokens_in:>7.0f}{result.tokens_out:>6.0f}"
+            f"{result.acc:>7.1f}{result.r5:>7.1f}{result.well_formed:>7.1f}",
             flush=True,
         )
 
