@@ -15,6 +15,8 @@ decoding would: the draft is accepted up to the first position where the choice 
 token. Rejected draft tokens stay in the KV cache but are masked out for good (holes in the
 attention mask; positions are explicit, so the next token takes the first rejected
 position). Rows of a batch jump by different lengths; shorter chunks are padded and masked.
+Once holes are most of the cache, it is compacted: each row's live cells are moved to the
+right end, as in left padding (keys carry their rotary positions, so moving them is free).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class LoopStats:
     fed_tokens: int = 0  # chunk cells fed, padding included
     drafted_tokens: int = 0
     accepted_tokens: int = 0  # drafted tokens the controller then chose
+    compactions: int = 0  # times the cache was rebuilt without its holes
 
 
 def left_pad(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,6 +120,10 @@ def greedy_loop(
             for i, count in enumerate(kept):
                 mask[i, base + count :] = 0  # rejected draft tokens (padding already is)
             next_position = next_position + torch.as_tensor(kept, dtype=torch.long)
+            if int(mask.sum()) * 2 < mask.numel():
+                compacted = _compact(cache, mask)
+                stats.compactions += compacted.shape[1] < mask.shape[1]
+                mask = compacted
         after_prefill = False
         keep = [i for i, row in enumerate(active) if not controller.finished(row)]
         if not keep:
@@ -171,6 +178,23 @@ def _verify(
         live = still
         depth += 1
     return tokens, kept
+
+
+def _compact(cache: DynamicCache, mask: torch.Tensor) -> torch.Tensor:
+    """Drop the cache's masked cells; each row's live cells keep their order, right
+    aligned. Returns the new attention mask (the old one where a layer slides a window
+    over cache cells, which moving cells would change)."""
+    if any(getattr(layer, "is_sliding", False) for layer in cache.layers):
+        return mask
+    live = mask.sum(dim=1)
+    width = int(live.max())
+    # Stable sort puts each row's masked cells first, live cells last in their order.
+    order = torch.sort(mask, dim=1, stable=True).indices[:, -width:]
+    for layer in cache.layers:
+        index = order[:, None, :, None].expand(-1, layer.keys.shape[1], -1, layer.keys.shape[3])
+        layer.keys = torch.gather(layer.keys, 2, index)
+        layer.values = torch.gather(layer.values, 2, index)
+    return torch.gather(mask, 1, order)
 
 
 def _forward(
