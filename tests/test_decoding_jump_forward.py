@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from retrollm.decoding.loop import greedy_loop
+from retrollm.decoding.loop import chunk_width, greedy_loop
 from tests.decoding_support import Setting, fixture_questions, one_torch_thread
 
 
@@ -90,10 +90,22 @@ def test_rejected_drafts_leave_no_trace_in_later_logits(
         plain = Scripted(script, guess)
         greedy_loop(model, prompts, tokenizer.pad_token_id, plain, max_steps=40)
         jumped = Scripted(script, guess)
-        stats = greedy_loop(model, prompts, tokenizer.pad_token_id, jumped, 40, max_jump=5)
+        stats = greedy_loop(model, prompts, tokenizer.pad_token_id, jumped, 40, 5, 100.0)
     assert jumped.out == plain.out == script
     assert stats.accepted_tokens > 0 and stats.drafted_tokens > stats.accepted_tokens
     assert stats.compactions > 0  # the holes outgrew the live cells and were dropped
     for row in range(len(script)):
         for a, b in zip(plain.logits[row], jumped.logits[row], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_chunk_width_weighs_padding_against_calls() -> None:
+    assert chunk_width([33], call_cost=20) == 33  # one row: its whole draft
+    assert chunk_width([33] * 16, call_cost=20) == 33  # every row jumps
+    assert chunk_width([33] * 2 + [1] * 14, call_cost=20) == 1  # 2 of 16: not worth it
+    assert chunk_width([33] * 12 + [1] * 4, call_cost=20) == 33
+    assert chunk_width([5, 9, 33, 1], call_cost=0) == 1  # no call cost, no gain
+    # brute force over every width agrees
+    lengths = [1, 4, 4, 12, 20, 33, 33, 2]
+    rates = {w: sum(min(n, w) for n in lengths) / (20 + 8 * w) for w in range(1, 34)}
+    assert chunk_width(lengths, 20) == max(rates, key=rates.get)

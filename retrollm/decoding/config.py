@@ -136,6 +136,13 @@ class DecodeConfig(BaseModel):
     jump_max_tokens: int = Field(
         32, ge=1, description="Most tokens drafted after a chosen token in one pass."
     )
+    jump_call_cost: float = Field(
+        20.0,
+        ge=0,
+        description="A forward call's fixed cost in fed cells (one row, one position): "
+        "chunks widen only where the calls saved outweigh the padding fed. About 20 on "
+        "this 2-core CPU (bench/decode.py); far more on a GPU, where cells are nearly free.",
+    )
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="Model weights' dtype at decode time."
     )

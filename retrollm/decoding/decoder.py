@@ -80,7 +80,9 @@ class Decoder:
         max_steps = c.budget_tokens + len(self.answer_prefix) + c.max_answer_tokens + 4
         prompts = [h.query.prompt_ids for h in self.hyps]
         jump = c.jump_max_tokens if c.jump_forward else 0
-        stats = greedy_loop(self.model, prompts, self.pad_id, self, max_steps, max_jump=jump)
+        stats = greedy_loop(
+            self.model, prompts, self.pad_id, self, max_steps, jump, c.jump_call_cost
+        )
         self.loop_stats.append(stats)
         for hyp in self.hyps:
             hyp.timings["total"] = sum(hyp.timings.get(k, 0.0) for k in PHASE_KEYS)

@@ -96,11 +96,13 @@ def greedy_loop(
     controller: Controller,
     max_steps: int,
     max_jump: int = 0,
+    call_cost: float = 0.0,
 ) -> LoopStats:
     """Run until every row is finished (or max_steps forward passes, a safety net the
     controller's own budget should never hit). Each prompt must hold at least one token.
     max_jump: most draft tokens fed after a chosen token in one pass (0: one token per
-    pass, plain greedy decoding)."""
+    pass, plain greedy decoding). call_cost: a forward call's fixed cost in fed cells
+    (see chunk_width)."""
     if any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
     stats = LoopStats()
@@ -136,6 +138,9 @@ def greedy_loop(
             active = [active[i] for i in keep]
             tokens = [tokens[i] for i in keep]
         drafts = [list(controller.draft(row))[:max_jump] if max_jump else () for row in active]
+        if max_jump:
+            width = chunk_width([1 + len(d) for d in drafts], call_cost)
+            drafts = [d[: width - 1] for d in drafts]
         stats.control_seconds += time.perf_counter() - started
         chunk_ids, chunk_mask = right_pad(
             [[token, *draft] for token, draft in zip(tokens, drafts, strict=True)], pad_id
@@ -149,6 +154,20 @@ def greedy_loop(
         stats.fed_tokens += int(chunk_ids.numel())
         stats.drafted_tokens += sum(len(d) for d in drafts)
     raise RuntimeError(f"greedy_loop: rows {active} still running after {max_steps} steps")
+
+
+def chunk_width(lengths: Sequence[int], call_cost: float) -> int:
+    """How wide the next chunk is: the width W that feeds the most wanted cells per unit
+    of cost, sum(min(length, W)) / (call_cost + rows * W). A chunk costs its fixed call
+    cost plus every cell, padding included; one row with a long draft must not make the
+    whole batch pay for padding. One row: always its whole draft (call_cost > 0)."""
+    best_width, best_rate = 1, -1.0
+    for width in sorted(set(lengths)):
+        wanted = sum(min(length, width) for length in lengths)
+        rate = wanted / (call_cost + len(lengths) * width)
+        if rate > best_rate + 1e-12:
+            best_width, best_rate = width, rate
+    return best_width
 
 
 def _verify(
