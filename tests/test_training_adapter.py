@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -37,6 +38,11 @@ def trained(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     with torch.no_grad():
         logits = model(input_ids=probe).logits
     return {"folder": folder, "base": base, "probe": probe, "logits": logits, "ids": ids}
+
+
+def test_adapter_config_lists_target_modules_in_a_fixed_order(trained: dict) -> None:
+    config = json.loads((trained["folder"] / "adapter_config.json").read_text())
+    assert config["target_modules"] == sorted(config["target_modules"])
 
 
 def test_adapter_round_trip(tiny_model_dir: Path, trained: dict) -> None:

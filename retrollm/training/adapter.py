@@ -70,6 +70,7 @@ def save_adapter(
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(folder), save_embedding_layers=False)
     (folder / "README.md").unlink(missing_ok=True)  # peft's model-card stub, no content
+    _sort_target_modules(folder / "adapter_config.json")
     ids = [int(i) for i in token_ids.values()]
     save_file(token_embeddings(model, ids), str(folder / EMBEDDINGS_FILE))
     info = {
@@ -80,6 +81,15 @@ def save_adapter(
     }
     (folder / INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info
+
+
+def _sort_target_modules(path: Path) -> None:
+    """peft writes target_modules from a set, in an order that follows Python's per-process
+    string hashing; sorted, the same weights give the same folder and the same DVC hash."""
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def read_adapter_info(folder: Path | str) -> dict[str, Any]:
