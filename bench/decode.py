@@ -60,10 +60,7 @@ def measure(decoder: Any, questions: list[Any]) -> tuple[dict[str, Any], list[li
     stats = decoder.decoder.loop_stats
     result = {
         "questions_per_min": round(60.0 * n / wall, 2),
-        "tokens_per_question": {
-            "in": round(sum(p.tokens_in for p in predictions) / n, 1),
-            "out": round(sum(p.tokens_out for p in predictions) / n, 1),
-        },
+        "tokens_per_question": _tokens_per_question(predictions),
         "forward_passes_per_question": round(sum(p.forward_passes for p in predictions) / n, 1),
         "model_calls_per_question": round(sum(s.forward_passes for s in stats) / n, 2),
         "drafted_per_question": round(sum(s.drafted_tokens for s in stats) / n, 1),
@@ -87,11 +84,16 @@ def measure_baseline(answer: Any, questions: list[Any]) -> dict[str, Any]:
     n = len(predictions)
     return {
         "questions_per_min": round(60.0 * n / wall, 2),
-        "tokens_per_question": {
-            "in": round(sum(p.tokens_in for p in predictions) / n, 1),
-            "out": round(sum(p.tokens_out for p in predictions) / n, 1),
-        },
+        "tokens_per_question": _tokens_per_question(predictions),
         "seconds": round(wall, 2),
+    }
+
+
+def _tokens_per_question(predictions: list[Any]) -> dict[str, float]:
+    n = len(predictions)
+    return {
+        "in": round(sum(p.tokens_in for p in predictions) / n, 1),
+        "out": round(sum(p.tokens_out for p in predictions) / n, 1),
     }
 
 
