@@ -130,11 +130,16 @@ def read_split(
 
 
 def sample(records: Sequence[QARecord], limit: int | None, seed: int) -> list[QARecord]:
-    """`limit` records drawn with `seed`, kept in file order so outputs diff cleanly."""
+    """`limit` records drawn with `seed`, kept in file order so outputs diff cleanly.
+
+    The draw is the first `limit` of one seeded permutation, so samples nest: the 100
+    questions of a smaller run are among the 200 of a larger one with the same seed, and
+    methods evaluated at different sizes can still be compared question by question."""
     if limit is None or limit >= len(records):
         return list(records)
-    chosen = sorted(random.Random(seed).sample(range(len(records)), limit))
-    return [records[i] for i in chosen]
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    return [records[i] for i in sorted(order[:limit])]
 
 
 def mark_answerable(

@@ -29,7 +29,8 @@ class WindowTrace(_Record):
     start: int = Field(description="Global token offset where the window starts.")
     end: int = Field(description="Global token offset where it ends (exclusive).")
     clue: str = Field(description="Clue (generated or expanded) whose hit made it.")
-    score: float = Field(description="Relevance of (question, window text).")
+    score: float = Field(description="Relevance of (question, window text), as the scorer gave it.")
+    weight: float = Field(0.0, description="S(w) as eq. 12 used it (after normalisation).")
     text: str = ""
 
 
@@ -62,7 +63,11 @@ class Prediction(_Record):
     clues: list[str] = Field(default_factory=list)
     expansion_terms: list[str] = Field(default_factory=list)
     documents: list[DocumentTrace] = Field(default_factory=list)
-    windows: list[WindowTrace] = Field(default_factory=list)
+    windows: list[WindowTrace] = Field(default_factory=list, description="Kept windows.")
+    located_windows: list[tuple[int, int, int]] = Field(
+        default_factory=list,
+        description="Every window located before the top-k cut: (doc_index, start, end).",
+    )
     evidences: list[EvidenceTrace] = Field(default_factory=list)
     tokens_in: int = Field(0, description="Prompt tokens read by the model (incl. passages).")
     tokens_out: int = Field(0, description="Tokens generated (incl. forced ones).")

@@ -145,3 +145,35 @@ def test_hard_window_starts_in_the_first_fifth() -> None:
     head = hard_window_start_hits(table, 0, 0.2)
     assert table.tokens[head].tolist() == [10, 11]
     assert table.tokens[hard_window_start_hits(table, 1, 0.2)].tolist() == [30]
+
+
+def test_min_evidences_leaves_only_the_separator() -> None:
+    config = DecodeConfig(min_evidences=3, max_evidences=5)
+    budget = EvidenceBudget.of(70, 100, 0, 5, config, windows_left=2)
+    assert budget.must_open_new
+    allowed = evidence_rule(ids(4, 5), budget, config, SEP, EVIDENCE_END)
+    assert SEP in allowed.ids and EVIDENCE_END not in allowed.ids
+    # Third evidence written, or no unused window left: <|/evidence|> may end the block.
+    assert not EvidenceBudget.of(70, 100, 2, 5, config, windows_left=2).must_open_new
+    done = EvidenceBudget.of(70, 100, 0, 5, config, windows_left=0)
+    assert not done.must_open_new and not done.may_open_new
+
+
+def test_stop_tokens_get_the_sentence_end_bonus() -> None:
+    budget = EvidenceBudget.of(70, 100, 0, 5, CONFIG)
+    allowed = evidence_rule(ids(4, 5), budget, CONFIG, SEP, EVIDENCE_END, np.array([20.0, 0.0]),
+                            stop_bonus=20.0)  # fmt: skip
+    bonus = dict(zip(allowed.ids.tolist(), allowed.bonus.tolist(), strict=True))
+    assert bonus[EVIDENCE_END] == bonus[SEP] == bonus[4] == 20.0 and bonus[5] == 0.0
+
+
+def test_continuations_skip_occurrences_that_run_into_an_earlier_evidence() -> None:
+    from retrollm.decoding.constraints import clear_continuations, steering_window
+
+    positions, following = ids(10, 50, 90), ids(7, 8, 9)
+    # depth 2: occurrence 50 covers [50, 53) with its next token, overlapping [52, 60).
+    assert clear_continuations(positions, following, 2, [(52, 60)]).tolist() == [7, 9]
+    assert clear_continuations(positions, ids(7, -1, 9), 2, []).tolist() == [7, 9]
+    table = WindowTable.build([ids(1, 5, 6), ids(1, 7, 8)], [0.3, 0.9])
+    assert steering_window(table, advance_hits(table, table.all_hits(), 0, 1)) == 1
+    assert steering_window(table, ids()) is None

@@ -128,3 +128,45 @@ def test_eq12_bonus_steers_evidence_into_the_best_window(setting: Setting) -> No
     free = make(setting, forward_lambda=0.0).hypotheses(question)[0]
     assert free.generated != make(setting).hypotheses(question)[0].generated
     assert np.isfinite(steered.windows[0].score)
+
+
+def _overlap(a: Any, b: Any) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+@pytest.mark.parametrize("anchored", [True, False])
+def test_evidences_come_from_distinct_windows_and_never_overlap(
+    setting: Setting, anchored: bool
+) -> None:
+    decoder = make(setting, min_evidences=3, max_evidences=3, anchored_start=anchored)
+    several = 0
+    for pred in decoder.answer(fixture_questions()):
+        evidences = pred.evidences
+        for i, a in enumerate(evidences):
+            assert not any(_overlap(a, b) for b in evidences[:i]), pred.id
+        steering = [e.window for e in evidences if e.window is not None]
+        assert len(steering) == len(set(steering)), pred.id  # one window, one evidence
+        if anchored:  # each evidence starts in the head of the window that steered it
+            for e in evidences:
+                if e.window is not None:
+                    w = pred.windows[e.window]
+                    assert w.start <= e.start < w.start + max(1, -(-(w.end - w.start) * 35 // 100))
+        several += len(evidences) > 1
+    assert several >= 3
+
+
+def test_min_evidences_is_honoured_while_unused_windows_remain(setting: Setting) -> None:
+    decoder = make(setting, min_evidences=3, max_evidences=5)
+    for pred in decoder.answer(fixture_questions()):
+        n_kept = len(pred.windows)
+        if n_kept >= 3 and pred.status == "ok":
+            # Fewer only if the earlier evidences used (overlapped) every kept window.
+            used = {e.window for e in pred.evidences}
+            overlapped = {
+                k for k, w in enumerate(pred.windows)
+                for e in pred.evidences if _overlap(w, e)
+            }  # fmt: skip
+            assert len(pred.evidences) >= 3 or used | overlapped >= set(range(n_kept)), pred.id
+    loose = make(setting, min_evidences=0, max_evidences=5).answer(fixture_questions())
+    forced = decoder.answer(fixture_questions())
+    assert sum(len(p.evidences) for p in forced) >= sum(len(p.evidences) for p in loose)

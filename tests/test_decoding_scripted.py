@@ -67,6 +67,9 @@ def test_evidence_stops_as_soon_as_allowed_and_eos_ends_the_answer(setting: Sett
         assert [e.end - e.start for e in p.evidences] == [3]  # stops right at the minimum
         assert p.output_text.endswith(setting.tokenizer.eos_token)
     # Eq. 12: lambda * S(w) on in-window continuations outweighs the wish to stop, so the
-    # evidence runs on while a kept window still continues it.
-    steered = scripted(setting, prefs, min_evidence_tokens=3)
+    # evidence runs on while a kept window still continues it. The script prefers stopping
+    # by 60 logits, so lambda must exceed 120 here (minmax S >= 0.5); no sentence-end stop.
+    steered = scripted(
+        setting, prefs, min_evidence_tokens=3, forward_lambda=150.0, stop_at_sentence_end=False
+    )
     assert all(p.evidences[0].end - p.evidences[0].start > 3 for p in steered.answer(questions))

@@ -170,6 +170,10 @@ def test_sampling_is_seeded_and_keeps_file_order(corpus_paths: Paths, tmp_path: 
     assert first != [r.id for r in sample(records, 10, seed=4)]
     assert first == sorted(first, key=int) and len(set(first)) == 10
     assert len(sample(records, 100, seed=0)) == 50
+    # Samples nest: a smaller draw is a subset of a larger one with the same seed.
+    for small, large in [(5, 10), (10, 37), (1, 49)]:
+        smaller, larger = sample(records, small, 3), sample(records, large, 3)
+        assert {r.id for r in smaller} <= {r.id for r in larger}
 
     paths = _paths(corpus_paths, tmp_path)
     counts = _run(paths, FIXTURES / "qa_train.jsonl", FIXTURES / "qa_test.jsonl", test_limit=3)

@@ -47,8 +47,12 @@ def test_cross_encoder_returns_the_models_logit_on_truncated_pairs(
     assert got.dtype == np.float32 and got.shape == (3,)
     np.testing.assert_allclose(got, logits, atol=1e-5)
 
-    sigmoid = CrossEncoderScorer(models["cross-encoder"], activation="sigmoid")
+    sigmoid = load_scorer("cross-encoder", models["cross-encoder"], activation="sigmoid")
     np.testing.assert_allclose(sigmoid.score(QUESTION, texts), 1 / (1 + np.exp(-logits)), atol=1e-5)
+    with pytest.raises(ValueError, match="applies to a cross-encoder"):
+        load_scorer("biencoder", models["biencoder"], activation="sigmoid")
+    with pytest.raises(ValueError, match="activation must be one of"):
+        load_scorer("cross-encoder", models["cross-encoder"], activation="tanh")
 
 
 def test_bi_encoder_returns_cosine_of_normalised_embeddings(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -144,3 +145,55 @@ def test_term_variants_find_the_term_in_an_lm_token_index(fixture_texts: list[st
     assert found and {w.clue for w in found} == {"paris"}
     # The title line ("Paris\n...") is only reachable through the no-space variant.
     assert found[0].start == 0
+
+
+def test_kept_windows_are_diverse_before_the_cut() -> None:
+    from retrollm.retrieval.windows import Window, top_windows
+
+    windows = [
+        Window(0, 0, 60, "a"), Window(0, 40, 100, "b"), Window(0, 200, 260, "c"),
+        Window(0, 300, 360, "d"), Window(1, 500, 560, "e"),
+    ]  # fmt: skip
+    scores = [0.9, 0.8, 0.7, 0.6, 0.1]
+    assert [w.clue for w, _ in top_windows(windows, scores, 3)] == ["a", "b", "c"]
+    disjoint = top_windows(windows, scores, 3, disjoint=True)
+    assert [w.clue for w, _ in disjoint] == ["a", "c", "d"]  # b overlaps a
+    capped = top_windows(windows, scores, 3, max_per_doc=2, disjoint=True)
+    assert [w.clue for w, _ in capped] == ["a", "c", "e"]  # two per document, then doc 1
+
+
+def test_minmax_puts_scores_on_floor_to_one() -> None:
+    from retrollm.retrieval.windows import normalize_scores
+
+    raw = [3.0, -1.0, 1.0]  # a cross-encoder's logits: any scale, negative too
+    np.testing.assert_allclose(normalize_scores(raw, "minmax", 0.5), [1.0, 0.5, 0.75])
+    np.testing.assert_allclose(normalize_scores([0.2, 0.2], "minmax", 0.5), [1.0, 1.0])
+    np.testing.assert_allclose(normalize_scores(raw, "none"), raw)
+    assert normalize_scores([], "minmax").size == 0
+    with pytest.raises(ValueError, match="normalisation"):
+        normalize_scores(raw, "softmax")
+
+
+def test_anchors_are_sentence_starts_in_the_window_head(
+    tiny_model_and_tokenizer: tuple[Any, Any],
+) -> None:
+    from retrollm.retrieval.sentences import TokenTexts, evidence_end, window_anchors
+
+    tiny_tokenizer = tiny_model_and_tokenizer[1]
+    texts = TokenTexts(tiny_tokenizer)
+    ids = tiny_tokenizer.encode(
+        "runs far. The tower stands tall. It is old and grey and very tall indeed.",
+        add_special_tokens=False,
+    )
+    window = np.asarray(ids, dtype=np.int64)
+    anchors = window_anchors(window, before=5, texts=texts, fraction=0.5).tolist()
+    decoded = [tiny_tokenizer.decode(ids[a:]) for a in anchors]
+    assert decoded and decoded[0].startswith(" The tower")
+    assert all(texts.closes(ids[a - 1]) for a in anchors)
+    # A window that opens its document starts a sentence there.
+    assert window_anchors(window, before=-1, texts=texts, fraction=0.5).tolist()[0] == 0
+    # No sentence start in the head: the window's first token is the only anchor.
+    assert window_anchors(window, before=5, texts=texts, fraction=0.01).tolist() == [0]
+    end = evidence_end(window, anchors[0], texts, min_tokens=2, max_tokens=100)
+    assert tiny_tokenizer.decode(ids[anchors[0] : end]).strip() == "The tower stands tall."
+    assert evidence_end(window, 0, texts, min_tokens=2, max_tokens=3) == 3

@@ -94,7 +94,67 @@ class DecodeConfig(BaseModel):
     splade_model: str | None = Field(
         None, description="Folder of the SPLADE encoder (None: <paths.assets>/splade)."
     )
-    forward_lambda: float = Field(100.0, description="P eq. 12: lambda, weight of S(w).")
+    scorer_activation: Literal["identity", "sigmoid"] = Field(
+        "identity",
+        description="Cross-encoder output: the raw logit (identity, as the released code) or "
+        "its sigmoid; the bi-encoder's cosine is used as is.",
+    )
+    max_kept_windows_per_doc: int | None = Field(
+        2,
+        ge=1,
+        description="Window diversity before the top-k cut: at most this many kept windows "
+        "per document (null: no cap, the paper). Measured choice, see docs/evidence.md.",
+    )
+    disjoint_windows: bool = Field(
+        True,
+        description="Kept windows never overlap (a window overlapping a better one is "
+        "skipped before the top-k cut); merged windows may still overlap otherwise.",
+    )
+    window_score_norm: Literal["none", "minmax"] = Field(
+        "minmax",
+        description="S(w) per question before eq. 12: none (raw scorer output, the paper) or "
+        "minmax, mapped onto [window_score_floor, 1] over the kept windows.",
+    )
+    window_score_floor: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="minmax: the worst kept window's S. Every kept window then beats text "
+        "outside any window by at least lambda * floor, and windows differ by at most "
+        "lambda * (1 - floor), which the LM's own logits can overturn.",
+    )
+    forward_lambda: float = Field(
+        20.0,
+        description="Eq. 12 lambda, weight of S(w). P: 100 on raw scores; with minmax "
+        "scores 20 gives +10..+20 logits in a window, 0 outside (docs/evidence.md).",
+    )
+    distinct_windows: bool = Field(
+        True,
+        description="Each new evidence is steered to kept windows no earlier evidence of the "
+        "row used or overlapped, and no evidence overlaps an earlier one in the corpus "
+        "(False: every evidence sees all kept windows again).",
+    )
+    anchored_start: bool = Field(
+        True,
+        description="An evidence must start at an anchor of an unused kept window: a sentence "
+        "start in the window's first anchor_fraction, else the window's first token (False: "
+        "any token of the candidate documents, all window tokens equally favoured).",
+    )
+    anchor_fraction: float = Field(
+        0.35, gt=0, le=1, description="Share of a window, from its start, holding its anchors."
+    )
+    stop_at_sentence_end: bool = Field(
+        True,
+        description="Once an evidence has min_evidence_tokens and its last token ends a "
+        "sentence, the stop tokens get the same bonus as the best continuation, so the LM "
+        "alone decides whether to end there (False: stop tokens get no bonus).",
+    )
+    min_evidences: int = Field(
+        0,
+        ge=0,
+        description="While fewer evidences are written and unused windows remain, only "
+        "<|sep|> may end an evidence (0: the model decides).",
+    )
     hard_window_start_fraction: float = Field(
         0.2, gt=0, le=1, description="U hard windows: evidence starts in the first fifth."
     )

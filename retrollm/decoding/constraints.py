@@ -116,19 +116,31 @@ def clue_rule(
 # ------------------------------------------------------------------------ evidence
 @dataclass(frozen=True)
 class EvidenceBudget:
-    """Counters the U length rules read (RETROLLM.md 6, 'Lengths')."""
+    """Counters the length rules read (RETROLLM.md 6, 'Lengths', plus min_evidences)."""
 
     evidence_length: int  # tokens of the current evidence so far
     remaining: int  # tokens of the generation budget left before this one
     may_open_new: bool  # another evidence is allowed after a <|sep|>
+    must_open_new: bool = False  # min_evidences not reached: only <|sep|> ends this one
 
     @classmethod
     def of(
-        cls, evidence_length: int, generated: int, evidences_done: int, cap: int, c: DecodeConfig
+        cls,
+        evidence_length: int,
+        generated: int,
+        evidences_done: int,
+        cap: int,
+        c: DecodeConfig,
+        windows_left: int | None = None,
     ) -> EvidenceBudget:
+        """windows_left: kept windows no evidence has used, this one included (None: the
+        strategy does not steer evidences to distinct windows)."""
         remaining = c.budget_tokens - generated
         may_open = evidences_done + 1 < cap and remaining >= c.new_evidence_min_budget
-        return cls(evidence_length, remaining, may_open)
+        if windows_left is not None:
+            may_open = may_open and windows_left > 0
+        must_open = may_open and evidences_done + 1 < c.min_evidences and windows_left is not None
+        return cls(evidence_length, remaining, may_open, must_open)
 
 
 def evidence_rule(
@@ -139,16 +151,22 @@ def evidence_rule(
     evidence_end: int,
     bonus: np.ndarray | None = None,
     free_banned: np.ndarray = _NO_IDS,
+    stop_bonus: float = 0.0,
 ) -> Allowed:
     """Evidence tokens continue the evidence in the constraining index (`continuations`,
     None when unconstrained), with the U length rules: <|/evidence|> forced when the
     budget is nearly spent, <|sep|>/<|/evidence|> only after min_evidence_tokens, only
-    they after max_evidence_tokens, <|sep|> only while another evidence may follow. An
-    evidence that reaches a document end may stop early (nothing else is legal there).
-    `bonus` is aligned with `continuations` and kept on them."""
+    they after max_evidence_tokens, <|sep|> only while another evidence may follow, and
+    only <|sep|> while min_evidences are not written. An evidence that reaches a document
+    end (or an earlier evidence) may stop early: nothing else is legal there.
+    `bonus` is aligned with `continuations` and kept on them; the stop tokens get
+    `stop_bonus` (the sentence-end rule)."""
     if budget.remaining < config.force_end_margin:
         return Allowed.only(evidence_end)
-    stoppers = [evidence_end] + ([sep] if budget.may_open_new else [])
+    if budget.must_open_new:
+        stoppers = [sep]
+    else:
+        stoppers = [evidence_end] + ([sep] if budget.may_open_new else [])
     if budget.evidence_length >= config.max_evidence_tokens:
         return Allowed(np.asarray(stoppers, dtype=np.int64))
     may_stop = budget.evidence_length >= config.min_evidence_tokens
@@ -158,8 +176,9 @@ def evidence_rule(
     if not may_stop and continuations.size:
         return Allowed(continuations, bonus)
     ids = np.concatenate([continuations, np.asarray(stoppers, dtype=np.int64)])
-    if bonus is not None:
-        bonus = np.concatenate([bonus, np.zeros(len(stoppers))])
+    if bonus is not None or stop_bonus:
+        head = bonus if bonus is not None else np.zeros(continuations.size)
+        bonus = np.concatenate([head, np.full(len(stoppers), float(stop_bonus))])
     return Allowed(ids, bonus)
 
 
@@ -199,6 +218,29 @@ def advance_hits(table: WindowTable, hits: np.ndarray, depth: int, token: int) -
     if not hits.size:
         return hits
     return hits[table.tokens[hits + depth] == token]
+
+
+def steering_window(table: WindowTable, hits: np.ndarray) -> int | None:
+    """The best-scored kept window among those the prefix still lies in (None: none)."""
+    if not hits.size:
+        return None
+    owners = np.unique(table.window_of[hits])
+    owners = owners[owners >= 0]
+    if not owners.size:
+        return None
+    return int(owners[np.argmax(table.scores[owners])])
+
+
+def clear_continuations(
+    positions: np.ndarray, following: np.ndarray, depth: int, used: list[tuple[int, int]]
+) -> np.ndarray:
+    """Distinct next ids of a prefix that occurs at `positions` (ascending) with
+    `following` the id after each (-1 at a document end), keeping only occurrences whose
+    extended span [p, p + depth + 1) overlaps none of the `used` spans."""
+    ok = following >= 0
+    for start, end in used:
+        ok &= ~((positions < end) & (start < positions + depth + 1))
+    return np.unique(following[ok])
 
 
 def window_continuations(table: WindowTable, hits: np.ndarray, depth: int) -> np.ndarray:

@@ -11,20 +11,22 @@ into a status and a note instead of an exception.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
 from retrollm.decoding.config import DecodeConfig
-from retrollm.decoding.state import EvidenceContext, Hypothesis, WindowTable
+from retrollm.decoding.state import EvidenceContext, Hypothesis, Query, WindowTable
 from retrollm.decoding.strategies import Strategy
 from retrollm.index import CorpusIndex
 from retrollm.retrieval.candidates import select_documents
+from retrollm.retrieval.sentences import TokenTexts, window_anchors
 from retrollm.retrieval.windows import (
     Window,
     clue_sequences,
     find_windows,
+    normalize_scores,
     top_windows,
     window_traces,
 )
@@ -32,11 +34,38 @@ from schemas.prediction import DocumentTrace
 from schemas.records import CorpusRecord
 
 
+class StatusSink(Protocol):
+    """Where retrieval reports problems: a Hypothesis, or NoteBook outside decoding."""
+
+    def set_status(self, status: str, note: str | None = None) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+
+@dataclass
+class NoteBook:
+    """A StatusSink for callers without a hypothesis (training targets)."""
+
+    status: str = "ok"
+    notes: list[str] = field(default_factory=list)
+
+    def set_status(self, status: str, note: str | None = None) -> None:
+        if self.status == "ok":
+            self.status = status
+        if note:
+            self.note(note)
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+
 @dataclass
 class _Pending:
-    """A hypothesis between document selection and window scoring."""
+    """A question between document selection and window scoring."""
 
-    hyp: Hypothesis
+    query: Query
+    sink: StatusSink
     terms: list[str]
     documents: list[DocumentTrace]
     index: CorpusIndex | None
@@ -56,24 +85,44 @@ class RetrievalContexts:
         config: DecodeConfig,
         strategy: Strategy,
         corpus: Sequence[CorpusRecord] | None = None,
+        cache_windows: int = 0,
     ) -> None:
+        """cache_windows: keep up to this many bi-encoder window vectors by text, for
+        callers that meet the same windows across many questions (training targets);
+        0 embeds every window every time, as decoding does."""
         self.index, self.tokenizer, self.scorer = index, tokenizer, scorer
+        self.cache_windows = cache_windows
+        self._vectors: dict[str, np.ndarray] = {}
         self.config, self.strategy = config, strategy
         self.doc_ids = [r.id for r in corpus] if corpus is not None else None
         self.titles = [r.title for r in corpus] if corpus is not None else None
         self._variants: dict[str, list[tuple[str, list[int]]]] = {}
+        self._texts: TokenTexts | None = None
 
     def build(self, hyps: Sequence[Hypothesis]) -> list[EvidenceContext]:
-        pending = [self._documents_and_windows(h) for h in hyps]
-        scores = self._score([(p.hyp.query.question, p.texts) for p in pending])
+        return self.build_for([(h.query, h.clues, h) for h in hyps])
+
+    def build_for(
+        self, jobs: Sequence[tuple[Query, Sequence[Sequence[int]], StatusSink]]
+    ) -> list[EvidenceContext]:
+        """Contexts for (query, clue token sequences, where to report) triples: the
+        decoder's retrieval, callable without decoding (training targets use it)."""
+        pending = [self._documents_and_windows(q, clues, sink) for q, clues, sink in jobs]
+        scores = self._score([(p.query.question, p.texts) for p in pending])
         return [self._finish(p, s) for p, s in zip(pending, scores, strict=True)]
 
+    @property
+    def token_texts(self) -> TokenTexts:
+        if self._texts is None:
+            self._texts = TokenTexts(self.tokenizer)
+        return self._texts
+
     # ------------------------------------------------------------------ documents
-    def _expansion(self, hyp: Hypothesis) -> tuple[list[str], list[tuple[str, list[int]]]]:
+    def _expansion(self, query: Query) -> tuple[list[str], list[tuple[str, list[int]]]]:
         """Expansion terms and their LM token sequences (cached: terms repeat a lot)."""
         if not self.config.clue_expansion:
             return [], []
-        terms = [term for term, _ in hyp.query.expansion_terms[: self.config.k_aux]]
+        terms = [term for term, _ in query.expansion_terms[: self.config.k_aux]]
         seqs: list[tuple[str, list[int]]] = []
         for term in terms:
             if term not in self._variants:
@@ -81,19 +130,21 @@ class RetrievalContexts:
             seqs += self._variants[term]
         return terms, seqs
 
-    def _documents_and_windows(self, hyp: Hypothesis) -> _Pending:
+    def _documents_and_windows(
+        self, query: Query, clues: Sequence[Sequence[int]], sink: StatusSink
+    ) -> _Pending:
         c = self.config
-        terms, expansion = self._expansion(hyp)
-        generated = [(self.tokenizer.decode(clue), list(clue)) for clue in hyp.clues]
+        terms, expansion = self._expansion(query)
+        generated = [(self.tokenizer.decode(list(clue)), list(clue)) for clue in clues]
         doc_clues = [seq for _, seq in generated]
         if c.expansion_for_documents:
             doc_clues += [seq for _, seq in expansion]
-        sparse = hyp.query.sparse_docs if hyp.query.sparse_docs is not None else []
+        sparse = query.sparse_docs if query.sparse_docs is not None else []
         documents = select_documents(
             self.index,
             doc_clues,
             sparse,
-            hyp.query.sparse_scores,
+            query.sparse_scores,
             k=c.top_docs,
             fusion=c.fusion,
             w1=c.fusion_weight_clues,
@@ -103,11 +154,11 @@ class RetrievalContexts:
             titles=self.titles,
         )
         if not documents:
-            hyp.set_status("no_documents", "no candidate document (no clue hit, no SPLADE hit)")
+            sink.set_status("no_documents", "no candidate document (no clue hit, no SPLADE hit)")
         if not any(self.index.count(seq) for _, seq in generated + expansion):
-            hyp.set_status("no_clue_hits", "no clue or expansion term scored a document (no hit)")
+            sink.set_status("no_clue_hits", "no clue or expansion term scored a document (no hit)")
         if not documents:
-            return _Pending(hyp, terms, [], None, [], [], [])
+            return _Pending(query, sink, terms, [], None, [], [], [])
         doc_indices = [d.doc_index for d in documents]
         sub_index = self.index.restrict(doc_indices)
         windows: list[Window] = []
@@ -123,14 +174,14 @@ class RetrievalContexts:
                 max_total=c.max_windows_total,
             )
             if not windows:
-                hyp.set_status(
+                sink.set_status(
                     "no_windows",
                     "no clue occurs in the candidate documents: evidence is constrained to "
                     "them without the forward-looking bonus",
                 )
         tokens = [self.index.extract(w.start, w.end) for w in windows]
         texts = [self.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
-        return _Pending(hyp, terms, documents, sub_index, windows, tokens, texts)
+        return _Pending(query, sink, terms, documents, sub_index, windows, tokens, texts)
 
     # -------------------------------------------------------------------- windows
     def _score(self, jobs: list[tuple[str, list[str]]]) -> list[np.ndarray]:
@@ -149,6 +200,8 @@ class RetrievalContexts:
             ]
         questions = sorted({q for q, texts in jobs if texts})
         flat = [text for _, texts in jobs for text in texts]
+        if self.cache_windows:
+            return self._score_cached(jobs, questions, flat, embed)
         vectors = embed([*questions, *flat])
         qvec = {q: vectors[i] for i, q in enumerate(questions)}
         out, at = [], len(questions)
@@ -159,16 +212,46 @@ class RetrievalContexts:
             out.append(np.asarray(scores, dtype=np.float32))
         return out
 
+    def _score_cached(self, jobs, questions, flat, embed) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+        missing = sorted({t for t in flat if t not in self._vectors})
+        vectors = embed([*questions, *missing])
+        qvec = {q: vectors[i] for i, q in enumerate(questions)}
+        lookup = {t: self._vectors[t] for t in set(flat) if t in self._vectors}
+        lookup.update(zip(missing, vectors[len(questions) :], strict=True))
+        if len(self._vectors) + len(missing) > self.cache_windows:
+            self._vectors.clear()  # bounded memory; the next batches refill it
+        self._vectors.update(lookup)
+        out = []
+        for question, texts in jobs:
+            if not texts:
+                out.append(np.zeros(0, dtype=np.float32))
+                continue
+            rows = np.stack([lookup[t] for t in texts])
+            out.append(np.asarray(rows @ qvec[question], dtype=np.float32))
+        return out
+
     def _finish(self, p: _Pending, scores: np.ndarray) -> EvidenceContext:
-        ranked = top_windows(p.windows, scores, self.config.top_windows)
+        c = self.config
+        ranked = top_windows(
+            p.windows, scores, c.top_windows, c.max_kept_windows_per_doc, c.disjoint_windows
+        )
         position = {window: i for i, window in enumerate(p.windows)}
         keep = [position[window] for window, _ in ranked]
-        traces = window_traces(ranked, [p.texts[i] for i in keep])
+        raw = [s for _, s in ranked]
+        weights = normalize_scores(raw, c.window_score_norm, c.window_score_floor)
+        traces = window_traces(ranked, [p.texts[i] for i in keep], weights.tolist())
         table = None
         if keep:
-            table = WindowTable.build([p.window_tokens[i] for i in keep], [s for _, s in ranked])
+            tokens = [p.window_tokens[i] for i in keep]
+            anchors = None
+            if c.anchored_start:
+                anchors = [
+                    window_anchors(t, self._token_before(w), self.token_texts, c.anchor_fraction)
+                    for t, (w, _) in zip(tokens, ranked, strict=True)
+                ]
+            table = WindowTable.build(tokens, weights.tolist(), anchors)
         if len(p.windows) > len(keep):
-            p.hyp.note(f"{len(p.windows)} windows scored, top {len(keep)} kept")
+            p.sink.note(f"{len(p.windows)} windows scored, top {len(keep)} kept")
         return EvidenceContext(
             expansion_terms=p.terms,
             documents=p.documents,
@@ -176,4 +259,11 @@ class RetrievalContexts:
             index=p.index,
             table=table,
             window_docs=[w.doc_index for w, _ in ranked],
+            located=[(w.doc_index, w.start, w.end) for w in p.windows],
         )
+
+    def _token_before(self, window: Window) -> int:
+        """The corpus token just before a window (-1 at its document's start)."""
+        if window.start <= int(self.index.doc_offsets[window.doc_index]):
+            return -1
+        return int(self.index.extract(window.start - 1, window.start)[0])

@@ -61,7 +61,10 @@ class Decoder:
         s = special
         self.clue_banned = np.concatenate([self.stop_ids, [s.clue, s.evidence, s.evidence_end]])
         self.answer_banned = specials
-        self.evidence = EvidenceRules(strategy, config, special, self.stop_ids, index)
+        closes = None
+        if config.stop_at_sentence_end and strategy.evidence == "candidates":
+            closes = _closes_sentence(contexts, tokenizer)
+        self.evidence = EvidenceRules(strategy, config, special, self.stop_ids, index, closes)
         self.hyps: list[Hypothesis] = []
         self._leaving: list[Hypothesis] = []
         self.loop_stats: list[LoopStats] = []  # one per decoded batch, for benchmarks
@@ -234,6 +237,16 @@ class Decoder:
         elif len(hyp.generated) >= self.config.budget_tokens:
             hyp.phase = Phase.DONE
             hyp.note("answer cut by the generation budget")
+
+
+def _closes_sentence(contexts: ContextSource | None, tokenizer) -> np.ndarray:
+    """Which ids end a sentence or line, shared with the retrieval's window anchors."""
+    texts = getattr(contexts, "token_texts", None)
+    if texts is None:
+        from retrollm.retrieval.sentences import TokenTexts
+
+        texts = TokenTexts(tokenizer)
+    return texts.closes_sentence
 
 
 def _stop_ids(model: torch.nn.Module, tokenizer) -> np.ndarray:

@@ -89,7 +89,12 @@ class RetroLLM:
             from retrollm.retrieval.scorer import load_scorer
 
             scorer_dir = config.scorer_model or Path(paths.assets) / "biencoder"
-            scorer = load_scorer(config.scorer, scorer_dir, config.scorer_max_length)
+            scorer = load_scorer(
+                config.scorer,
+                scorer_dir,
+                config.scorer_max_length,
+                activation=config.scorer_activation,
+            )
         return cls(model, tokenizer, index, corpus, config, sparse, scorer)
 
     def with_config(self, config: DecodeConfig) -> RetroLLM:

@@ -10,6 +10,7 @@ happens; nothing is reconstructed from the output text afterwards.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -62,9 +63,16 @@ class WindowTable:
     window_of: np.ndarray  # int64, window index of every offset (-1 on separators)
     starts: np.ndarray  # int64, offset of each window's first token
     scores: np.ndarray  # float64, S(w) per window
+    anchors: list[np.ndarray] | None = None  # table offsets where each window's evidence may start
 
     @classmethod
-    def build(cls, windows: list[np.ndarray], scores: list[float]) -> WindowTable:
+    def build(
+        cls,
+        windows: list[np.ndarray],
+        scores: list[float],
+        anchors: list[np.ndarray] | None = None,
+    ) -> WindowTable:
+        """`anchors`: per window, local offsets where an evidence may start (None: any)."""
         pieces: list[np.ndarray] = []
         owners: list[np.ndarray] = []
         starts = np.zeros(len(windows), dtype=np.int64)
@@ -75,11 +83,20 @@ class WindowTable:
             owners += [np.full(len(window), k, dtype=np.int64), np.full(1, -1, dtype=np.int64)]
             offset += len(window) + 1
         empty = np.zeros(0, dtype=np.int64)
+        table_anchors = None
+        if anchors is not None:
+            if len(anchors) != len(windows):
+                raise ValueError(f"{len(anchors)} anchor lists for {len(windows)} windows")
+            table_anchors = [
+                starts[k] + np.asarray(a, dtype=np.int64)[(a >= 0) & (a < len(windows[k]))]
+                for k, a in enumerate(anchors)
+            ]
         return cls(
             np.concatenate(pieces) if pieces else empty,
             np.concatenate(owners) if owners else empty,
             starts,
             np.asarray(scores, dtype=np.float64),
+            table_anchors,
         )
 
     def __len__(self) -> int:
@@ -88,6 +105,15 @@ class WindowTable:
     def all_hits(self) -> np.ndarray:
         """Hits of the empty prefix: every token offset of every window."""
         return np.flatnonzero(self.tokens >= 0)
+
+    def start_hits(self, windows: Sequence[int], anchored: bool) -> np.ndarray:
+        """Where a new evidence may start in the given windows: their anchors, or every
+        offset of them (anchored False, or no anchors computed)."""
+        if not len(windows):
+            return np.zeros(0, dtype=np.int64)
+        if anchored and self.anchors is not None:
+            return np.sort(np.concatenate([self.anchors[k] for k in windows]))
+        return np.flatnonzero(np.isin(self.window_of, np.asarray(list(windows), dtype=np.int64)))
 
 
 @dataclass
@@ -100,6 +126,7 @@ class EvidenceContext:
     index: CorpusIndex | None  # evidence constraint (candidate docs, or whole corpus)
     table: WindowTable | None  # kept windows for eq. 12 / hard windows
     window_docs: list[int] = field(default_factory=list)  # doc index per kept window
+    located: list[tuple[int, int, int]] = field(default_factory=list)  # (doc, start, end), all
 
 
 @dataclass
@@ -137,6 +164,9 @@ class Hypothesis:
     opened_evidences: int = 0
     current_window: int | None = None  # hard windows: the window evidence i must use
     hard_head: int = 0  # hard windows: length of the window part evidence i must start in
+    used_windows: set[int] = field(default_factory=set)  # kept windows earlier evidences used
+    used_spans: list[tuple[int, int]] = field(default_factory=list)  # their corpus spans
+    steering_window: int | None = None  # best kept window the current evidence lies in
     # answer phase
     answer_start: int | None = None
     # bookkeeping

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from retrollm.answers import extract_answer
 from retrollm.decoding.state import EvidenceSpan, Hypothesis, Phase
 from retrollm.models import SpecialTokenIds
 from schemas.prediction import EvidenceTrace, Prediction
@@ -65,12 +66,13 @@ def build_prediction(
         question=query.question,
         golden_answers=list(query.golden_answers),
         method=method,
-        answer=tokenizer.decode(answer_ids, skip_special_tokens=True).strip(),
+        answer=extract_answer(tokenizer.decode(answer_ids, skip_special_tokens=True)),
         output_text=tokenizer.decode(hyp.generated, skip_special_tokens=False),
         clues=[tokenizer.decode(c) for c in hyp.clues],
         expansion_terms=list(ctx.expansion_terms) if ctx else [],
         documents=list(ctx.documents) if ctx else [],
         windows=list(ctx.windows) if ctx else [],
+        located_windows=list(ctx.located) if ctx else [],
         evidences=[_evidence(span, tokenizer, corpus) for span in hyp.evidences],
         tokens_in=len(query.prompt_ids),
         tokens_out=len(hyp.generated),

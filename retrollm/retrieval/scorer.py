@@ -121,9 +121,21 @@ SCORERS: dict[str, type[RelevanceScorer]] = {
 
 
 def load_scorer(
-    kind: str, path: str | Path, max_length: int = 128, device: str = "cpu"
+    kind: str,
+    path: str | Path,
+    max_length: int = 128,
+    device: str = "cpu",
+    activation: str = "identity",
 ) -> RelevanceScorer:
-    """Scorer by name ("biencoder" or "cross-encoder"), as params.yaml names it."""
+    """Scorer by name ("biencoder" or "cross-encoder"), as params.yaml names it.
+    `activation` (identity | sigmoid) applies to the cross-encoder's logit; a bi-encoder
+    has no logit to squash, so it must stay "identity" there."""
     if kind not in SCORERS:
         raise ValueError(f"unknown relevance scorer {kind!r}; choose one of {sorted(SCORERS)}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    if kind == "cross-encoder":
+        return CrossEncoderScorer(path, device=device, max_length=max_length, activation=activation)
+    if activation != "identity":
+        raise ValueError(f"activation {activation!r} applies to a cross-encoder, not a {kind}")
     return SCORERS[kind](path, device=device, max_length=max_length)  # type: ignore[call-arg]

@@ -146,19 +146,60 @@ def score_windows(
 
 
 def top_windows(
-    windows: Sequence[Window], scores: Sequence[float], k: int = 5
+    windows: Sequence[Window],
+    scores: Sequence[float],
+    k: int = 5,
+    max_per_doc: int | None = None,
+    disjoint: bool = False,
 ) -> list[tuple[Window, float]]:
-    """The k best windows, best first; equal scores keep the find_windows order."""
+    """The k best windows, best first; equal scores keep the find_windows order.
+
+    Diversity before the cut: with `max_per_doc`, at most that many per document; with
+    `disjoint`, a window overlapping a better kept one is skipped (merging refuses spans
+    over max_window, so two windows of one document may overlap)."""
     if len(windows) != len(scores):
         raise ValueError(f"{len(windows)} windows but {len(scores)} scores")
-    order = sorted(range(len(windows)), key=lambda i: (-float(scores[i]), i))[:k]
-    return [(windows[i], float(scores[i])) for i in order]
+    kept: list[int] = []
+    per_doc: dict[int, int] = {}
+    for i in sorted(range(len(windows)), key=lambda i: (-float(scores[i]), i)):
+        w = windows[i]
+        if max_per_doc is not None and per_doc.get(w.doc_index, 0) >= max_per_doc:
+            continue
+        if disjoint and any(_overlap(w, windows[j]) for j in kept):
+            continue
+        kept.append(i)
+        per_doc[w.doc_index] = per_doc.get(w.doc_index, 0) + 1
+        if len(kept) == k:
+            break
+    return [(windows[i], float(scores[i])) for i in kept]
+
+
+def _overlap(a: Window, b: Window) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def normalize_scores(scores: Sequence[float], method: str, floor: float = 0.5) -> np.ndarray:
+    """Per-question S(w) for eq. 12. "none": as the scorer gave them. "minmax": mapped
+    linearly onto [floor, 1] (best window 1, worst `floor`; all equal: all 1), so the
+    bonus's scale no longer depends on which scorer made the scores."""
+    values = np.asarray(scores, dtype=np.float64)
+    if method == "none" or values.size == 0:
+        return values
+    if method != "minmax":
+        raise ValueError(f"unknown window score normalisation {method!r} (none | minmax)")
+    low, high = float(values.min()), float(values.max())
+    if high - low <= 1e-12:
+        return np.ones_like(values)
+    return floor + (1.0 - floor) * (values - low) / (high - low)
 
 
 def window_traces(
-    ranked: Sequence[tuple[Window, float]], texts: Sequence[str] | None = None
+    ranked: Sequence[tuple[Window, float]],
+    texts: Sequence[str] | None = None,
+    weights: Sequence[float] | None = None,
 ) -> list[WindowTrace]:
-    """Prediction-trace records for kept windows (texts optional, for people)."""
+    """Prediction-trace records for kept windows (texts optional, for people; weights:
+    S(w) as eq. 12 uses it, the raw score when not given)."""
     return [
         WindowTrace(
             doc_index=w.doc_index,
@@ -166,6 +207,7 @@ def window_traces(
             end=w.end,
             clue=w.clue,
             score=score,
+            weight=float(weights[i]) if weights is not None else score,
             text=texts[i] if texts is not None else "",
         )
         for i, (w, score) in enumerate(ranked)
