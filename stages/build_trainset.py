@@ -1,11 +1,12 @@
 """Stage build_trainset: RetroLLM training targets with loss masks (RETROLLM.md 8).
 
 Steps: check the model, index, SPLADE and QA manifests (all made with one tokenizer and
-corpus), sample each dataset's answerable training questions, build one target per
-question (retrollm.training.trainset: sentence-aligned evidence windows ranked by the
-relevance scorer, cut after the first one holding a gold answer; clues from the question
-and that evidence), assert each target is reachable under the decoder's constraints,
-write train.msgpack, a few readable examples and the manifest with kept/dropped counts.
+corpus), sample each dataset's answerable training questions, and for each batch of
+questions run the decoder's own retrieval with the `decode:` section's settings
+(retrollm.training.trainset: question clues and SPLADE terms -> fused documents ->
+windows -> the same scorer and top-k cut), take k_evidence evidences from the kept
+windows, assert each target is reachable under the decoder's constraints, and write
+train.msgpack, a few readable examples and the manifest with kept/dropped counts.
 """
 
 from __future__ import annotations
@@ -36,13 +37,22 @@ from retrollm.artifacts import (
     write_manifest,
     write_records,
 )
+from retrollm.corpus import load_corpus
+from retrollm.decoding.config import DecodeConfig
+from retrollm.decoding.contexts import RetrievalContexts
+from retrollm.decoding.strategies import resolve_strategy
 from retrollm.index import CorpusIndex
 from retrollm.models import SpecialTokenIds, load_tokenizer, prompt_ids, tokenizer_fingerprint
 from retrollm.qa import load_qa
 from retrollm.retrieval.scorer import load_scorer
 from retrollm.training.masks import masked_share
 from retrollm.training.targets import Special
-from retrollm.training.trainset import TrainsetBuilder, TrainsetConfig
+from retrollm.training.trainset import (
+    DECODE_KEYS,
+    TrainsetBuilder,
+    TrainsetConfig,
+    sparse_query,
+)
 from schemas import Manifest, QARecord
 from schemas.retrieval import SparseQuery
 from schemas.training import TrainExample
@@ -63,61 +73,39 @@ class BuildTrainsetParams(StageParams):
         None, ge=1, description="Questions sampled per dataset with `seed` (null: all)."
     )
     seed: int = Field(0, description="Seed of the question sample.")
-    k_aux: int = Field(8, ge=0, description="SPLADE expansion terms that select sentences.")
-    top_docs: int = Field(20, ge=1, description="SPLADE-ranked documents searched per question.")
-    k_evidence: int = Field(5, ge=1, description="Evidences the scorer keeps (k_e, single-hop).")
+    k_evidence: int = Field(
+        3,
+        ge=1,
+        description="Evidences per target, from the decoder's kept windows in rank order "
+        "(the answer-bearing one at whatever rank it has); the decoder writes as many "
+        "(decode.min_evidences, decode.max_evidences).",
+    )
     multihop_datasets: list[str] = Field(
         ["hotpotqa", "2wikimultihopqa"], description="Datasets that use k_evidence_multihop."
     )
-    k_evidence_multihop: int = Field(10, ge=1, description="k_e for multi-hop datasets.")
-    max_candidates: int = Field(
-        12,
-        ge=1,
-        description="Windows scored per question, at most: those heaviest in SPLADE "
-        "term weight. The relevance model is the stage's main cost on a CPU; on a sample, 12 "
-        "kept about 80% of the examples 48 did, at a quarter of the cost.",
-    )
-    evidence_min_tokens: int = Field(
-        64,
-        ge=0,
-        description="Windows take whole sentences up to this many tokens (decoder: "
-        "decode.min_evidence_tokens); shorter only at a document end. 0: single sentences.",
-    )
-    evidence_max_tokens: int = Field(
-        128, ge=1, description="Windows are cut here (at most decode.max_evidence_tokens)."
-    )
+    k_evidence_multihop: int = Field(10, ge=1, description="k_evidence for multi-hop datasets.")
+    batch_size: int = Field(32, ge=1, description="Questions retrieved together.")
     clues_from_question: int = Field(2, ge=0, description="Clues taken from the question.")
     clues_from_evidence: int = Field(1, ge=0, description="Clues from the relevant evidence.")
     clue_max_words: int = Field(3, ge=1, description="Words per clue span, at most.")
-    clue_min_tokens: int = Field(
-        2, ge=1, description="Tokens per clue, at least (decode.min_clue_tokens_before_sep)."
-    )
-    clue_max_tokens: int = Field(7, ge=1, description="Tokens per clue, at most (decoder's cap).")
     clue_max_hits: int = Field(
         1000, ge=1, description="Spans occurring more often select nothing: never clues."
     )
     clue_may_contain_answer: bool = Field(
         False, description="Allow evidence clues that contain a gold answer."
     )
-    no_relevant: Literal["drop", "all", "empty"] = Field(
+    no_relevant: Literal["drop", "keep"] = Field(
         "drop",
-        description="No relevant evidence in the top k_e: drop the question, keep all k_e "
-        "evidences, or keep it with an empty evidence section.",
+        description="No gold answer in any of the k_evidence evidences: drop the question, "
+        "or keep it (the model then learns to answer past evidence that lacks the answer).",
     )
     keep_fraction: float = Field(
         0.1, ge=0.0, le=0.5, description="Share of each evidence's tokens in the loss, per end."
     )
     gamma: float = Field(2.0, ge=0.0, description="Loss weight of answer tokens.")
     max_tokens: int = Field(512, ge=16, description="Longer sequences are dropped (counted).")
-    scorer: Literal["biencoder", "cross-encoder"] = Field(
-        "biencoder", description="Relevance model kind that ranks evidences."
-    )
-    scorer_model: Path = Field(Path("data/assets/biencoder"), description="Its model folder.")
-    scorer_max_length: int = Field(
-        64,
-        ge=8,
-        description="Tokens the scorer reads per window (the decoder reads 128; "
-        "windows start at a sentence, and on a sample 64 kept the same examples, 35% faster).",
+    cache_windows: int = Field(
+        200_000, ge=0, description="Window vectors kept by text across questions (0: none)."
     )
     threads: int = Field(2, ge=1, description="torch CPU threads.")
     excerpt: int = Field(20, ge=0, description="Examples copied to examples.jsonl for people.")
@@ -148,53 +136,74 @@ def sparse_queries(paths: Paths, dataset: str) -> dict[str, SparseQuery]:
     return {q.id: q for q in read_records(source, SparseQuery)}
 
 
-def main(params: BuildTrainsetParams, paths: Paths) -> dict[str, int]:
-    torch.set_num_threads(params.threads)
+def retrieval(paths: Paths, decode: DecodeConfig, cache_windows: int) -> RetrievalContexts:
+    """The decoder's retrieval over the pipeline's artifacts, as evaluate loads it."""
     tokenizer = load_tokenizer(paths.model)
     fingerprint = tokenizer_fingerprint(tokenizer)
     tokens_manifest = read_manifest(paths.tokens, "tokens")
     if tokens_manifest.extra.get("tokenizer_fingerprint") != fingerprint:
         raise ArtifactError(f"{paths.tokens}: made with another tokenizer than {paths.model}")
+    index = CorpusIndex.load(paths.index, expected_tokenizer_fingerprint=fingerprint)
+    corpus = load_corpus(paths.corpus)
+    if len(corpus) != index.n_docs:
+        raise ArtifactError(f"{paths.corpus} has {len(corpus)} documents, {paths.index} "
+                            f"indexes {index.n_docs}: rebuild the index")  # fmt: skip
+    scorer_dir = decode.scorer_model or Path(paths.assets) / "biencoder"
+    scorer = load_scorer(
+        decode.scorer, scorer_dir, decode.scorer_max_length, activation=decode.scorer_activation
+    )
+    strategy = resolve_strategy(decode)
+    return RetrievalContexts(index, tokenizer, scorer, decode, strategy, corpus, cache_windows)
+
+
+def main(params: BuildTrainsetParams, decode: DecodeConfig, paths: Paths) -> dict[str, int]:
+    torch.set_num_threads(params.threads)
     inputs = {
         "model": input_ref(paths.model, "model"),
+        "corpus": input_ref(paths.corpus, "corpus"),
         "index": input_ref(paths.index, "index"),
         "splade": input_ref(paths.splade, "splade"),
         **{f"qa/{d}": input_ref(paths.qa / d, "qa") for d in params.datasets},
     }
-    index = CorpusIndex.load(paths.index, expected_tokenizer_fingerprint=fingerprint)
+    contexts = retrieval(paths, decode, params.cache_windows)
+    tokenizer = contexts.tokenizer
+    fingerprint = tokenizer_fingerprint(tokenizer)
     ids = SpecialTokenIds.from_tokenizer(tokenizer)
     special = Special(**ids.as_dict(), eos=int(tokenizer.eos_token_id))
-    scorer = load_scorer(params.scorer, params.scorer_model, params.scorer_max_length)
 
     counts: Counter[str] = Counter()
     ranks: Counter[int] = Counter()
     examples: list[TrainExample] = []
     for dataset in params.datasets:
         builder = TrainsetBuilder(
-            params.config(dataset),
-            index,
-            tokenizer,
-            special,
-            scorer,
-            lambda q: prompt_ids(tokenizer, q),
+            params.config(dataset), decode, contexts, special, lambda q: prompt_ids(tokenizer, q)
         )
         sparse = sparse_queries(paths, dataset)
-        for record in tqdm(questions(paths, dataset, params), desc=dataset, unit="q"):
-            query = sparse.get(record.id)
-            if query is None:
-                raise ArtifactError(f"{paths.splade}: no SPLADE entry for {dataset} {record.id}")
-            example, outcome = builder.build(
-                record.id, dataset, record.question, record.golden_answers,
-                query.terms, query.doc_ranking, query.term_weights,
-            )  # fmt: skip
-            counts["questions"] += 1
-            counts[f"{dataset}_questions"] += 1
-            counts["kept" if example else f"dropped_{outcome}"] += 1
-            if example is not None:
-                counts[f"{dataset}_kept"] += 1
-                examples.append(example)
-                relevant = [i for i, e in enumerate(example.evidences) if e.relevant]
-                ranks[relevant[0] + 1 if relevant else 0] += 1
+        records = questions(paths, dataset, params)
+        with tqdm(total=len(records), desc=dataset, unit="q") as bar:
+            for lo in range(0, len(records), params.batch_size):
+                batch = records[lo : lo + params.batch_size]
+                queries = []
+                for record in batch:
+                    found = sparse.get(record.id)
+                    if found is None:
+                        raise ArtifactError(
+                            f"{paths.splade}: no SPLADE entry for {dataset} {record.id}"
+                        )
+                    queries.append(sparse_query(
+                        record.id, record.question, record.golden_answers, found, decode
+                    ))  # fmt: skip
+                for retrieved in builder.retrieve(queries):
+                    example, outcome = builder.build(dataset, retrieved)
+                    counts["questions"] += 1
+                    counts[f"{dataset}_questions"] += 1
+                    counts["kept" if example else f"dropped_{outcome}"] += 1
+                    if example is not None:
+                        counts[f"{dataset}_kept"] += 1
+                        examples.append(example)
+                        relevant = [i for i, e in enumerate(example.evidences) if e.relevant]
+                        ranks[relevant[0] + 1 if relevant else 0] += 1
+                bar.update(len(batch))
     if not examples:
         raise ArtifactError("no training example survived; check the datasets and params")
 
@@ -211,7 +220,10 @@ def main(params: BuildTrainsetParams, paths: Paths) -> dict[str, int]:
                 schema_name=SCHEMA_NAME,
                 schema_version=SCHEMA_VERSION,
                 stage="build_trainset",
-                params=params.model_dump(mode="json"),
+                params={
+                    **params.model_dump(mode="json"),
+                    "decode": decode.model_dump(mode="json", include=set(DECODE_KEYS)),
+                },
                 inputs=inputs,
                 counts=dict(counts),
                 extra={
@@ -240,5 +252,9 @@ def main(params: BuildTrainsetParams, paths: Paths) -> dict[str, int]:
 if __name__ == "__main__":
     run_stage(
         "build_trainset",
-        lambda: main(load_params("build_trainset", BuildTrainsetParams), load_paths()),
+        lambda: main(
+            load_params("build_trainset", BuildTrainsetParams),
+            load_params("decode", DecodeConfig),
+            load_paths(),
+        ),
     )

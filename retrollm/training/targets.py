@@ -25,8 +25,6 @@ from retrollm.training.masks import (
     weights_from_roles,
 )
 
-ANSWER_PREFIX = " The answer is"
-
 
 class UnreachableTargetError(AssertionError):
     """A target the constrained decoder could never produce (a bug, never a data issue)."""
@@ -160,14 +158,16 @@ def assert_reachable(
     index: object,
     special: Special,
     limits: Limits = Limits(),
+    short_ok: Sequence[bool] | None = None,
 ) -> None:
     """Check a target against the decoder's constraints, from its token ids alone.
 
     Corpus-level: every clue occurs in the corpus. Document-level: evidence i occurs
     inside document evidence_docs[i] (the decoder allows continuations inside candidate
     documents). Length rules: clue and evidence counts and lengths within `limits`, where
-    a shorter evidence is allowed only if it ends its document (the decoder may stop
-    there). Nothing in clues or evidences is a special token. `index` is a CorpusIndex.
+    a shorter evidence is allowed only if it ends its document or `short_ok` says it ends
+    where an earlier evidence starts (the decoder may stop there, as nothing else is
+    legal). Nothing in clues or evidences is a special token. `index` is a CorpusIndex.
     """
     parsed = parse_target(input_ids[prompt_length:], special)
     forbidden = special.ids
@@ -201,7 +201,8 @@ def assert_reachable(
             )
         doc_end = int(index.doc_offsets[doc + 1])  # type: ignore[attr-defined]
         ends_doc = bool(np.any(inside + len(evidence) == doc_end))
-        if len(evidence) < limits.evidence_min_tokens and not ends_doc:
+        excused = short_ok is not None and short_ok[number]
+        if len(evidence) < limits.evidence_min_tokens and not ends_doc and not excused:
             raise UnreachableTargetError(
                 f"evidence {number} has {len(evidence)} < {limits.evidence_min_tokens} tokens "
                 "and does not end its document"

@@ -1,14 +1,23 @@
-"""Build one training example per question (RETROLLM.md section 8).
+"""Build one training example per question (RETROLLM.md section 8), through the
+decoder's own retrieval, so that every target evidence is one the decoder can be steered
+to at test time.
 
-Per question: SPLADE's top k_aux terms and top documents (from sparse_expand);
-sentence-aligned windows of those documents holding a term (retrollm.training.evidence
-says why windows rather than bare sentences); the relevance scorer keeps the top k_e
-non-overlapping ones; an evidence
-is relevant if it contains a gold answer (normalized whole-word match; the paper's
-70B-LLM confirmation has no offline equivalent, so a sentence that mentions the answer
-in passing also counts); the target keeps the ranked evidences up to and including the
-first relevant one. Clues come from the question and the relevant evidence
-(retrollm.training.clues). Every target is checked against the decoder's constraints.
+Per question:
+1. clues: corpus spans of the question (retrollm.training.clues);
+2. retrieval exactly as decoding does it (retrollm.decoding.contexts): the clues and the
+   SPLADE expansion terms score documents, fused with the SPLADE ranking; windows around
+   clue hits in the top documents; the same relevance scorer, diversity rules and top-k
+   cut as the `decode:` section sets;
+3. evidences: the kept windows in rank order, each written from its first anchor (a
+   sentence start in the window's head) to the first sentence end past the decoder's
+   minimum evidence length (retrollm.retrieval.sentences), skipping windows an earlier
+   evidence overlaps, as the decoder marks them used; `k_evidence` of them, the
+   answer-bearing one at whatever rank it has;
+4. relevance: an evidence is relevant if it contains a gold answer (normalized whole-word
+   match; the paper's 70B-LLM confirmation has no offline equivalent); a question with no
+   relevant evidence is dropped or kept (`no_relevant`);
+5. one more clue from the first relevant evidence (a name in it, never the answer);
+6. the sequence with its loss mask, checked against the decoder's constraints.
 """
 
 from __future__ import annotations
@@ -19,44 +28,49 @@ from typing import Any, Literal
 
 import numpy as np
 
+from retrollm.decoding.config import DecodeConfig
+from retrollm.decoding.contexts import NoteBook, RetrievalContexts
+from retrollm.decoding.state import EvidenceContext, Query
+from retrollm.retrieval.sentences import evidence_end
 from retrollm.text import normalize_answer
 from retrollm.training.clues import Clue, ClueFinder
-from retrollm.training.evidence import (
-    Span,
-    WindowStore,
-    candidate_windows,
-    matching_answer,
-    top_disjoint,
-)
+from retrollm.training.evidence import Span, matching_answer
 from retrollm.training.masks import weights_from_roles
 from retrollm.training.targets import (
-    ANSWER_PREFIX,
     Limits,
     Special,
     answer_text,
     assert_reachable,
     build_sequence,
 )
+from schemas.retrieval import SparseQuery
 from schemas.training import TrainClue, TrainEvidence, TrainExample
 
-NoRelevant = Literal["drop", "all", "empty"]
+NoRelevant = Literal["drop", "keep"]
+
+# The `decode:` keys a target depends on (retrieval, window cut, evidence and clue rules):
+# build_trainset records them and dvc.yaml tracks them, so that a decoding-only knob
+# (lambda, normalisation, batch size) does not rebuild the trainset and retrain.
+DECODE_KEYS = (
+    "strategy", "clue_expansion", "future_windows", "k_aux", "expansion_for_documents",
+    "max_clue_corpus_hits", "top_docs", "sparse_top_docs", "fusion", "fusion_weight_clues",
+    "fusion_weight_sparse", "window_radius", "max_window", "max_hits_per_clue",
+    "max_windows_per_doc", "max_windows_total", "top_windows", "scorer_max_length", "scorer",
+    "scorer_model", "scorer_activation", "max_kept_windows_per_doc", "disjoint_windows",
+    "anchored_start", "anchor_fraction", "min_evidence_tokens", "max_evidence_tokens",
+    "max_evidences", "max_clues", "max_clue_tokens", "min_clue_tokens_before_sep",
+    "answer_prefix",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class TrainsetConfig:
-    """What a target is made of; the build_trainset stage fills it from params.yaml."""
+    """What a target is made of beyond the decoder's rules; build_trainset fills it."""
 
-    k_aux: int = 8
-    top_docs: int = 20
-    k_evidence: int = 5
-    max_candidates: int = 12
-    evidence_min_tokens: int = 64
-    evidence_max_tokens: int = 128
+    k_evidence: int = 3
     clues_from_question: int = 2
     clues_from_evidence: int = 1
     clue_max_words: int = 3
-    clue_min_tokens: int = 2
-    clue_max_tokens: int = 7
     clue_max_hits: int = 1000
     clue_may_contain_answer: bool = False
     no_relevant: NoRelevant = "drop"
@@ -64,40 +78,40 @@ class TrainsetConfig:
     gamma: float = 2.0
     max_tokens: int = 512
 
-    def limits(self) -> Limits:
-        """The decoder's rules as this config sets them (defaults mirror `decode:`)."""
-        return Limits(
-            max_clues=self.clues_from_question + self.clues_from_evidence,
-            clue_min_tokens=self.clue_min_tokens,
-            clue_max_tokens=self.clue_max_tokens,
-            max_evidences=self.k_evidence,
-            evidence_min_tokens=self.evidence_min_tokens,
-            evidence_max_tokens=self.evidence_max_tokens,
-        )
+
+def limits(config: TrainsetConfig, decode: DecodeConfig) -> Limits:
+    """The decoder's length rules a target must obey, read from the `decode:` section."""
+    return Limits(
+        max_clues=decode.max_clues,
+        clue_min_tokens=decode.min_clue_tokens_before_sep,
+        clue_max_tokens=decode.max_clue_tokens,
+        max_evidences=decode.evidence_cap(decode.top_windows),
+        evidence_min_tokens=decode.min_evidence_tokens,
+        evidence_max_tokens=decode.max_evidence_tokens,
+    )
 
 
-class EmbeddingCache:
-    """Bi-encoder sentence vectors cached by span: the same popular documents come back
-    for many questions, and embedding is most of the stage's time. Scorers without an
-    `embed` method (cross-encoders) are called directly."""
+def sparse_query(record_id: str, question: str, answers: Sequence[str], sparse: SparseQuery,
+                 decode: DecodeConfig) -> Query:  # fmt: skip
+    """The decoder's Query for a training question, SPLADE filled from sparse_expand."""
+    k_aux = decode.k_aux if decode.clue_expansion else 0
+    terms = list(zip(sparse.terms, sparse.term_weights, strict=True))[:k_aux]
+    top = decode.sparse_top_docs
+    return Query(
+        record_id, question, list(answers), [], terms,
+        np.asarray(sparse.doc_ranking[:top], dtype=np.int64),
+        np.asarray(sparse.doc_scores[:top], dtype=np.float32),
+    )  # fmt: skip
 
-    def __init__(self, scorer: Any) -> None:
-        self.scorer = scorer
-        self._vectors: dict[tuple[int, int], np.ndarray] = {}
 
-    def score(self, question: str, spans: Sequence[Span]) -> np.ndarray:
-        if not spans:
-            return np.zeros(0, dtype=np.float32)
-        if not hasattr(self.scorer, "embed"):
-            return np.asarray(self.scorer.score(question, [s.text for s in spans]), np.float32)
-        missing = [s for s in spans if (s.start, s.end) not in self._vectors]
-        if missing:
-            vectors = self.scorer.embed([s.text for s in missing])
-            for span, vector in zip(missing, vectors, strict=True):
-                self._vectors[(span.start, span.end)] = vector
-        query = self.scorer.embed([question])[0]
-        matrix = np.stack([self._vectors[(s.start, s.end)] for s in spans])
-        return (matrix @ query).astype(np.float32)
+@dataclass
+class Retrieved:
+    """A question after its clues were picked and the decoder's retrieval ran on them."""
+
+    query: Query
+    clues: list[tuple[Clue, str]]  # (clue, source), in target order
+    context: EvidenceContext | None
+    evidences: list[tuple[Span, float]]
 
 
 class TrainsetBuilder:
@@ -106,85 +120,111 @@ class TrainsetBuilder:
     def __init__(
         self,
         config: TrainsetConfig,
-        index: Any,
-        tokenizer: Any,
+        decode: DecodeConfig,
+        retrieval: RetrievalContexts,
         special: Special,
-        scorer: Any,
         prompt_ids: Any,
     ) -> None:
-        self.config = config
-        self.index = index
-        self.tokenizer = tokenizer
+        self.config, self.decode, self.retrieval = config, decode, retrieval
+        self.index, self.tokenizer = retrieval.index, retrieval.tokenizer
         self.special = special
-        self.scores = EmbeddingCache(scorer)
         self.prompt_ids = prompt_ids
-        self.windows = WindowStore(
-            index, tokenizer, config.evidence_min_tokens, config.evidence_max_tokens
-        )
+        self.limits = limits(config, decode)
         self.clues = ClueFinder(
-            index,
-            tokenizer,
+            self.index,
+            self.tokenizer,
             config.clue_max_words,
-            config.clue_min_tokens,
-            config.clue_max_tokens,
+            decode.min_clue_tokens_before_sep,
+            decode.max_clue_tokens,
             config.clue_max_hits,
             forbidden_ids=special.ids,
         )
-        self.answer_prefix = tokenizer.encode(ANSWER_PREFIX, add_special_tokens=False)
+        self.answer_prefix = self.tokenizer.encode(decode.answer_prefix, add_special_tokens=False)
 
-    def rank(
-        self,
-        question: str,
-        terms: Sequence[str],
-        docs: Sequence[int],
-        term_weights: Sequence[float] | None = None,
-    ) -> tuple[list[Span], list[float]]:
-        """The top k_e non-overlapping candidate windows and their scores, best first."""
-        c = self.config
-        top, k = docs[: c.top_docs], c.k_aux
-        weights = list(term_weights)[:k] if term_weights is not None else None
-        spans = candidate_windows(self.windows, top, terms[:k], c.max_candidates, weights)
-        scores = self.scores.score(question, spans)
-        order = top_disjoint(spans, scores, c.k_evidence)
-        return [spans[i] for i in order], [float(scores[i]) for i in order]
+    # ------------------------------------------------------------------ retrieval
+    def retrieve(self, queries: Sequence[Query]) -> list[Retrieved]:
+        """Clues and the decoder's retrieval for a batch (the scorer embeds every window
+        of the batch in one call). Pass 1 retrieves with the question clues; where an
+        evidence holds the answer, a clue from it joins and pass 2 retrieves again with
+        all clues, as the decoder will once the model writes them. Pass 2 is kept if it
+        still finds a relevant evidence, else the question clues alone."""
+        picked = [self.clues.pick(q.question, self.config.clues_from_question, recase=True)
+                  for q in queries]  # fmt: skip
+        out = [Retrieved(q, [(c, "question") for c in clues], None, [])
+               for q, clues in zip(queries, picked, strict=True)]  # fmt: skip
+        self._run(out)  # no question clue: the expansion terms and SPLADE still retrieve
+        extended = []
+        for r in out:
+            relevant = self._first_relevant(r)
+            extra = self.evidence_clues(r.query.golden_answers, r.clues, relevant)
+            if extra:
+                extended.append(Retrieved(r.query, [*r.clues, *extra], None, []))
+        self._run(extended)
+        better = {id(r.query): r for r in extended if self._first_relevant(r) is not None}
+        return [better.get(id(r.query), r) for r in out]
 
-    def build(
-        self,
-        example_id: str,
-        dataset: str,
-        question: str,
-        answers: Sequence[str],
-        terms: Sequence[str],
-        docs: Sequence[int],
-        term_weights: Sequence[float] | None = None,
-    ) -> tuple[TrainExample | None, str]:
-        """(example, "kept") or (None, reason), reason one of no_candidates,
-        no_relevant, no_clues, too_long."""
-        c = self.config
-        ranked, scores = self.rank(question, terms, docs, term_weights)
-        if not ranked:
-            return None, "no_candidates"
-        hits = [matching_answer(span.text, answers) for span in ranked]
-        first = next((i for i, hit in enumerate(hits) if hit is not None), None)
-        if first is None:
-            if c.no_relevant == "drop":
-                return None, "no_relevant"
-            keep = len(ranked) if c.no_relevant == "all" else 0
-            answer = answers[0]
-        else:
-            keep = first + 1
-            answer = hits[first] or answers[0]
-        evidences = ranked[:keep]
-        clues = self.pick_clues(question, answers, evidences[-1] if first is not None else None)
-        if not clues:
+    def _run(self, pending: Sequence[Retrieved]) -> None:
+        jobs = [(r.query, [list(c.token_ids) for c, _ in r.clues], NoteBook()) for r in pending]
+        for r, context in zip(pending, self.retrieval.build_for(jobs), strict=True):
+            r.context = context
+            r.evidences = self.evidence_spans(context)
+
+    def _first_relevant(self, r: Retrieved) -> Span | None:
+        answers = r.query.golden_answers
+        return next((s for s, _ in r.evidences if matching_answer(s.text, answers)), None)
+
+    def evidence_spans(self, context: EvidenceContext) -> list[tuple[Span, float]]:
+        """(span, window score) of the target's evidences, from the kept windows in rank
+        order: the first anchor to the first sentence end past the minimum length, never
+        into an earlier evidence; a window an earlier evidence overlaps is skipped."""
+        table, texts = context.table, self.retrieval.token_texts
+        if table is None:
+            return []
+        spans: list[tuple[Span, float]] = []
+        for k, window in enumerate(context.windows):
+            if len(spans) == self.config.k_evidence:
+                break
+            if any(window.start < s.end and s.start < window.end for s, _ in spans):
+                continue
+            anchor = 0
+            if table.anchors is not None and table.anchors[k].size:
+                anchor = int(table.anchors[k][0] - table.starts[k])
+            start = window.start + anchor
+            stop = int(self.index.doc_offsets[window.doc_index + 1])
+            for s, _ in spans:  # the decoder stops an evidence where an earlier one starts
+                if start < s.start < stop:
+                    stop = s.start
+            tokens = self.index.extract(start, stop)
+            end = start + evidence_end(
+                tokens, 0, texts, self.decode.min_evidence_tokens, self.decode.max_evidence_tokens
+            )
+            text = self.tokenizer.decode(self.index.extract(start, end).tolist())
+            spans.append((Span(window.doc_index, start, end, text), window.score))
+        return spans
+
+    # --------------------------------------------------------------------- target
+    def build(self, dataset: str, retrieved: Retrieved) -> tuple[TrainExample | None, str]:
+        """(example, "kept") or (None, reason), reason one of no_clues, no_windows,
+        no_relevant, too_long."""
+        c, query = self.config, retrieved.query
+        if not retrieved.clues:
             return None, "no_clues"
-        evidence_ids = [self.windows.token_ids(span) for span in evidences]
-        prompt = self.prompt_ids(question)
+        ranked = retrieved.evidences
+        if not ranked:
+            return None, "no_windows"
+        answers = query.golden_answers
+        hits = [matching_answer(span.text, answers) for span, _ in ranked]
+        first = next((i for i, hit in enumerate(hits) if hit is not None), None)
+        if first is None and c.no_relevant == "drop":
+            return None, "no_relevant"
+        answer = (hits[first] or answers[0]) if first is not None else answers[0]
+        clues = retrieved.clues
+        prompt = self.prompt_ids(query.question)
         answer_ids = self.tokenizer.encode(answer_text(answer), add_special_tokens=False)
         sequence = build_sequence(
             prompt,
             [list(clue.token_ids) for clue, _ in clues],
-            evidence_ids,
+            [self.index.extract(s.start, s.end).tolist() for s, _ in ranked],
             self.answer_prefix,
             answer_ids,
             self.special,
@@ -195,15 +235,16 @@ class TrainsetBuilder:
         assert_reachable(
             sequence.input_ids,
             len(prompt),
-            [span.doc for span in evidences],
+            [span.doc for span, _ in ranked],
             self.index,
             self.special,
-            c.limits(),
+            self.limits,
+            short_ok=[_stops_at_earlier(span, ranked[:i]) for i, (span, _) in enumerate(ranked)],
         )
         example = TrainExample(
-            id=example_id,
+            id=query.id,
             dataset=dataset,
-            question=question,
+            question=query.question,
             golden_answers=list(answers),
             answer=answer,
             clues=[
@@ -225,7 +266,7 @@ class TrainsetBuilder:
                     score=score,
                     relevant=hit is not None,
                 )
-                for span, score, hit in zip(evidences, scores, hits, strict=False)
+                for (span, score), hit in zip(ranked, hits, strict=True)
             ],
             input_ids=sequence.input_ids,
             roles=sequence.roles,
@@ -234,20 +275,25 @@ class TrainsetBuilder:
         )
         return example, "kept"
 
-    def pick_clues(
-        self, question: str, answers: Sequence[str], relevant: Span | None
+    def evidence_clues(
+        self,
+        answers: Sequence[str],
+        chosen: Sequence[tuple[Clue, str]],
+        relevant: Span | None,
     ) -> list[tuple[Clue, str]]:
-        """(clue, source) pairs: question clues first (what the model can see), then
-        evidence clues repeating neither a question clue nor, unless allowed, an answer."""
+        """Clues from the relevant evidence repeating neither a question clue nor, unless
+        allowed, an answer; within the decoder's clue cap."""
         c = self.config
-        from_question = self.clues.pick(question, c.clues_from_question, recase=True)
-        chosen = [(clue, "question") for clue in from_question]
-        if relevant is None or c.clues_from_evidence <= 0:
-            return chosen
-        exclude = [normalize_answer(clue.text) for clue in from_question]
+        room = min(c.clues_from_evidence, self.decode.max_clues - len(chosen))
+        if relevant is None or room <= 0:
+            return []
+        exclude = [normalize_answer(clue.text) for clue, _ in chosen]
         if not c.clue_may_contain_answer:
             exclude += [normalize_answer(a) for a in answers]
-        from_evidence = self.clues.pick(
-            relevant.text, c.clues_from_evidence, recase=False, exclude=exclude, names_only=True
-        )
-        return chosen + [(clue, "evidence") for clue in from_evidence]
+        found = self.clues.pick(relevant.text, room, recase=False, exclude=exclude, names_only=True)
+        return [(clue, "evidence") for clue in found]
+
+
+def _stops_at_earlier(span: Span, earlier: Sequence[tuple[Span, float]]) -> bool:
+    """The evidence ends where an earlier one starts (the decoder lets it stop there)."""
+    return any(span.end == e.start and span.doc == e.doc for e, _ in earlier)
