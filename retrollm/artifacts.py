@@ -56,6 +56,27 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def code_fingerprint(sources: Iterable[str | Path], root: Path | None = None) -> str:
+    """sha256 over the contents of the given Python files (folders: every *.py below),
+    path by path in sorted order, so resume keys and run fingerprints change with the
+    code that decides a result, not only with its params and inputs."""
+    base = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+    files: set[Path] = set()
+    for source in sources:
+        path = base / source
+        if path.is_dir():
+            files.update(f for f in path.rglob("*.py") if "__pycache__" not in f.parts)
+        elif path.is_file():
+            files.add(path)
+        else:
+            raise FileNotFoundError(f"{path}: code to fingerprint not found")
+    digest = hashlib.sha256()
+    for file in sorted(files):
+        digest.update(str(file.relative_to(base)).encode() + b"\0")
+        digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def _fingerprint(manifest: Manifest) -> str:
     body = manifest.model_dump(include={"schema_name", "schema_version", "params", "files"})
     body["inputs"] = {k: v.fingerprint for k, v in sorted(manifest.inputs.items())}

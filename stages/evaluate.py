@@ -27,7 +27,14 @@ from typing import Any, Literal
 import torch
 from pydantic import Field, model_validator
 
-from retrollm.artifacts import atomic_dir, read_manifest, write_json, write_manifest, write_records
+from retrollm.artifacts import (
+    atomic_dir,
+    code_fingerprint,
+    read_manifest,
+    write_json,
+    write_manifest,
+    write_records,
+)
 from retrollm.baselines import BaselineConfig, run_baseline
 from retrollm.evaluation import ResumeFile, resume_key, run_checkpointed, select_questions
 from retrollm.metrics import aggregate, score
@@ -37,6 +44,23 @@ from schemas.prediction import Prediction
 from stages.common import Paths, StageParams, load_params, load_paths, load_yaml, run_stage
 from stages.dense_index import DenseParams, load_encoder
 
+# The code that decides a prediction: in the resume key, so a checkpoint written by other
+# code is never resumed.
+EVALUATION_CODE = (
+    "stages/evaluate.py",
+    "retrollm/funnel.py",
+    "stages/dense_index.py",
+    "retrollm/evaluation.py",
+    "retrollm/baselines.py",
+    "retrollm/metrics.py",
+    "retrollm/models.py",
+    "retrollm/text.py",
+    "retrollm/decoding",
+    "retrollm/retrieval",
+    "retrollm/index",
+    "retrollm/training/adapter.py",
+    "retrollm/training/lora.py",
+)
 EVAL_SCHEMA = "eval"
 EVAL_VERSION = 1
 Kind = Literal["retrollm", "direct", "rag-bm25", "rag-dense"]
@@ -47,6 +71,12 @@ class MethodSpec(StageParams):
 
     kind: Kind = Field(description="retrollm (the decoder), direct, rag-bm25 or rag-dense.")
     adapter: bool = Field(False, description="Load the trained LoRA adapter over the base LM.")
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description="Questions for this method instead of evaluate.limit (samples nest, so "
+        "a smaller one is a subset of the larger and still pairs question by question).",
+    )
     decode: dict[str, Any] = Field(
         default_factory=dict,
         description="Overrides of the `decode:` section (strategy, ablation switches, ...).",
@@ -200,6 +230,23 @@ def _search_fn(kind: Kind, texts: list[str], params: EvaluateParams):  # type: i
     return retriever.search
 
 
+def _funnel(method: str, spec: MethodSpec, paths: Paths, predictions: list[Prediction]) -> Any:
+    """Where the method lost the gold answer (retrollm/funnel.py); RetroLLM rows read the
+    corpus text of their documents and located windows."""
+    from retrollm.funnel import CorpusText, funnel, no_corpus
+
+    if spec.kind != "retrollm":
+        return funnel(method, predictions, no_corpus, no_corpus)
+    from retrollm.corpus import load_corpus
+    from retrollm.index import CorpusIndex
+    from retrollm.models import load_tokenizer
+
+    index = CorpusIndex.load(paths.index)
+    contents = [r.contents for r in load_corpus(paths.corpus)]
+    text = CorpusText(contents, index.extract, load_tokenizer(paths.model))
+    return funnel(method, predictions, text.document, text.span)
+
+
 def evaluate(dataset: str, method: str) -> dict[str, int]:
     params = load_params("evaluate", EvaluateParams)
     paths = load_paths()
@@ -210,7 +257,8 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
         for name, folder in _inputs(spec, paths, dataset, params.dense.index).items()
     }
     records = load_qa(paths.qa / dataset, params.split)
-    questions = select_questions(records, params.limit, params.seed, params.answerable_only)
+    limit = spec.limit if spec.limit is not None else params.limit
+    questions = select_questions(records, limit, params.seed, params.answerable_only)
     # What decides the predictions (not threads or chunking) goes in manifest and resume key.
     unused = {"threads", "chunk_size", "baseline_methods", "methods", "adapter_methods"}
     unused |= {"baselines", "dense", "model_dtype"} if spec.kind == "retrollm" else set()
@@ -223,6 +271,7 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
             "params": stage_params,
             "inputs": {k: v.fingerprint for k, v in inputs.items()},
             "questions": [q.id for q in questions],
+            "code": code_fingerprint(EVALUATION_CODE),
         }
     )
     resume = ResumeFile(params.resume_dir / dataset / method, key)
@@ -233,9 +282,11 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
     predictions, resumed = run_checkpointed(
         questions, answer, resume, params.chunk_size, desc=f"{dataset}/{method}"
     )
-    result = aggregate([score(p) for p in predictions])
+    scored = [score(p) for p in predictions]
+    result = aggregate(scored)
     metrics = {"dataset": dataset, "method": method, "kind": spec.kind, "adapter": spec.adapter}
     metrics |= result.model_dump() | {
+        "funnel": _funnel(method, spec, paths, predictions).model_dump(),
         "answerable": sum(bool(r.answerable) for r in records),
         "split_size": len(records),
         "setup_s": round(setup_s, 2),
@@ -247,6 +298,14 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
             for prediction in predictions[: params.excerpt]:
                 handle.write(prediction.model_dump_json() + "\n")
         write_json(out / "metrics.json", metrics)
+        # Per-question scores: the report pairs methods question by question (retrollm/stats.py).
+        write_json(
+            out / "scores.json",
+            {
+                p.id: {"acc": s.acc, "em": s.em, "f1": s.f1}
+                for p, s in zip(predictions, scored, strict=True)
+            },
+        )
         write_manifest(
             out,
             Manifest(

@@ -29,7 +29,14 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from retrollm.artifacts import ArtifactError, atomic_dir, input_ref, read_manifest, read_records
+from retrollm.artifacts import (
+    ArtifactError,
+    atomic_dir,
+    code_fingerprint,
+    input_ref,
+    read_manifest,
+    read_records,
+)
 from retrollm.artifacts import write_manifest as save_manifest
 from retrollm.models import SpecialTokenIds, load_causal_lm, tokenizer_fingerprint
 from retrollm.training.adapter import base_fingerprint, save_adapter
@@ -42,6 +49,17 @@ from stages.common import Paths, StageParams, load_params, load_paths, run_stage
 
 SCHEMA_NAME = "adapter"
 SCHEMA_VERSION = 1
+# The code that decides what is learned: part of the run fingerprint, so that after an edit
+# a finished checkpoint of the old code is not reloaded and saved as the new adapter.
+TRAINING_CODE = (
+    "stages/train.py",
+    "retrollm/training/data.py",
+    "retrollm/training/lora.py",
+    "retrollm/training/loop.py",
+    "retrollm/training/checkpoint.py",
+    "retrollm/training/adapter.py",
+    "retrollm/models.py",
+)
 # Params that change where and how often things are written, not what is learned.
 _NOT_IN_FINGERPRINT = {
     "threads",
@@ -109,12 +127,17 @@ def load_examples(paths: Paths, params: TrainParams, tokenizer_fp: str) -> list[
     return examples
 
 
-def run_fingerprint(params: TrainParams, trainset: str, base: str, processes: int) -> str:
+def run_fingerprint(
+    params: TrainParams, trainset: str, base: str, processes: int, code: str | None = None
+) -> str:
+    """Names one training run: params, trainset, base model, process count and the
+    training code (`code`: its fingerprint; default: TRAINING_CODE as it is now)."""
     body = {
         "params": params.model_dump(mode="json", exclude=_NOT_IN_FINGERPRINT),
         "trainset": trainset,
         "base": base,
         "processes": processes,
+        "code": code if code is not None else code_fingerprint(TRAINING_CODE),
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 

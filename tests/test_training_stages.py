@@ -25,6 +25,7 @@ from schemas import Manifest, QARecord
 from schemas.retrieval import SparseQuery
 from schemas.training import TrainExample
 from stages.common import Paths
+from tests.decoding_support import fixture_corpus
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _WORD = re.compile(r"[a-z0-9]+")
@@ -52,9 +53,13 @@ def artifacts(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     fingerprint = tokenizer_fingerprint(tokenizer)
     paths = Paths(
         assets=root / "assets", model=tiny_model_dir, tokens=root / "tokens", index=root / "index",
+        corpus=root / "corpus",
         qa=root / "qa", splade=root / "splade", trainset=root / "train",
         adapter=root / "adapter",
     )  # fmt: skip
+    with atomic_dir(paths.corpus) as out:
+        write_records(out / "documents.msgpack", fixture_corpus())
+        _manifest(out, "corpus")
     ids = tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
     offsets = np.zeros(len(ids) + 1, dtype=np.int64)
     np.cumsum([len(i) for i in ids], out=offsets[1:])
@@ -91,12 +96,14 @@ def artifacts(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return paths
 
 
-def _trainset_params(paths: Paths) -> Any:
+def _trainset_params(paths: Paths) -> tuple[Any, Any]:
+    from retrollm.decoding.config import DecodeConfig
     from stages.build_trainset import BuildTrainsetParams
 
-    return BuildTrainsetParams(
-        datasets=["tiny"], scorer_model=paths.assets.parent / "biencoder", excerpt=2
+    decode = DecodeConfig(
+        scorer_model=str(paths.assets.parent / "biencoder"), min_evidences=3, max_evidences=3
     )
+    return BuildTrainsetParams(datasets=["tiny"], excerpt=2), decode
 
 
 def _train_params(tmp: Path, **overrides: Any) -> Any:
@@ -110,14 +117,17 @@ def _train_params(tmp: Path, **overrides: Any) -> Any:
 
 
 def test_build_trainset_then_train_then_show(
-    artifacts: Paths, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    artifacts: Paths,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from retrollm.training.adapter import base_fingerprint, read_adapter_info
     from retrollm.training.show import main as show
     from stages.build_trainset import main as build_trainset
     from stages.train import main as train
 
-    counts = build_trainset(_trainset_params(artifacts), artifacts)
+    counts = build_trainset(*_trainset_params(artifacts), artifacts)
     assert counts["questions"] == 8 and counts["kept"] >= 1
     assert counts["kept"] + sum(v for k, v in counts.items() if k.startswith("dropped_")) == 8
     manifest = read_manifest(artifacts.trainset, "trainset")
@@ -137,6 +147,17 @@ def test_build_trainset_then_train_then_show(
     loss_log = (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text()
     assert len(loss_log.strip().splitlines()) == done["steps"] + 1  # header + replayed steps
     assert json.loads((tmp_path / "live" / "metrics.json").read_text())["steps"] == done["steps"]
+
+    # A rerun of the same code reuses the finished checkpoint; after an edit to the
+    # training code it must train again, not save the old weights as a new adapter.
+    capsys.readouterr()
+    train(params, artifacts)
+    assert f"(step {done['steps']} of {done['steps']})" in capsys.readouterr().out
+    monkeypatch.setattr("stages.train.code_fingerprint", lambda sources: "edited training code")
+    again = train(params, artifacts)
+    out = capsys.readouterr().out
+    assert "made by another configuration; starting over" in out and "resuming" not in out
+    assert again["steps"] == done["steps"]
 
     show(["--trainset", str(artifacts.trainset), "--model", str(artifacts.model), "-n", "1"])
     out = capsys.readouterr().out
