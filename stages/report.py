@@ -4,7 +4,8 @@
 
 Reads data/eval/*/*/metrics.json; writes data/report/: results.md (dataset x method),
 metrics.json (headline numbers, registered as DVC metrics, so `dvc exp show` lists them),
-acc_vs_tokens.csv (a DVC plot source), acc_vs_tokens.png and train_loss.png.
+acc_vs_tokens.csv (a DVC plot source), acc_vs_tokens.png, funnel.png (where each method
+loses the gold answer) and train_loss.png.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import matplotlib.pyplot as plt
 from pydantic import Field
 
 from retrollm.artifacts import ArtifactError, atomic_dir, write_json, write_manifest
+from retrollm.funnel import FunnelRow
+from retrollm.funnel import markdown as markdown_funnel
+from retrollm.stats import PairedComparison, compare
 from schemas.manifest import Manifest
 from stages.common import StageParams, load_params, load_paths, load_yaml, run_stage
 
@@ -80,9 +84,60 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def target_lines(results: list[dict[str, Any]], params: ReportParams) -> list[str]:
-    """The issue's targets, checked per dataset: full beats the best naive RAG on Acc with
-    at most half its tokens, and every ablation scores below the full method."""
+def load_scores(eval_dir: Path, dataset: str, method: str) -> dict[str, dict[str, float]]:
+    """Per-question scores of one cell ({question id: {acc, em, f1}}, values 0-1)."""
+    path = Path(eval_dir) / dataset / method / "scores.json"
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing; rerun evaluate {dataset} {method}")
+    return json.loads(path.read_text())
+
+
+def paired(
+    results: list[dict[str, Any]], params: ReportParams, eval_dir: Path
+) -> dict[str, list[PairedComparison]]:
+    """Per dataset: the full method against every other method, question by question."""
+    out: dict[str, list[PairedComparison]] = {}
+    for dataset in dict.fromkeys(r["dataset"] for r in results):
+        methods = [r["method"] for r in results if r["dataset"] == dataset]
+        if params.full_method not in methods:
+            continue
+        full = load_scores(eval_dir, dataset, params.full_method)
+        out[dataset] = [
+            compare(params.full_method, other, full, load_scores(eval_dir, dataset, other))
+            for other in methods
+            if other != params.full_method
+        ]
+    return out
+
+
+def paired_lines(comparisons: dict[str, list[PairedComparison]]) -> list[str]:
+    lines = [
+        "| Dataset | A | B | n | only A right | only B right | McNemar p | "
+        "Acc A-B [95% CI] | EM A-B [95% CI] | F1 A-B [95% CI] | Acc verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def ci(value: tuple[float, float, float]) -> str:
+        return f"{value[0]:+.1f} [{value[1]:+.1f}, {value[2]:+.1f}]"
+
+    for dataset, rows in comparisons.items():
+        for c in rows:
+            lines.append(
+                f"| {dataset} | {c.a} | {c.b} | {c.n} | {c.only_a} | {c.only_b} | "
+                f"{c.mcnemar_p:.3g} | {ci(c.acc)} | {ci(c.em)} | {ci(c.f1)} | {c.verdict()} |"
+            )
+    return lines
+
+
+def target_lines(
+    results: list[dict[str, Any]],
+    params: ReportParams,
+    comparisons: dict[str, list[PairedComparison]] | None = None,
+) -> list[str]:
+    """The targets, checked per dataset with the paired tests: the full method above the
+    best naive RAG (the Acc interval excludes zero) with at most half its tokens, and
+    every ablation below the full method."""
+    comparisons = comparisons or {}
     lines = []
     for dataset in sorted({r["dataset"] for r in results}):
         rows = {r["method"]: r for r in results if r["dataset"] == dataset}
@@ -90,27 +145,43 @@ def target_lines(results: list[dict[str, Any]], params: ReportParams) -> list[st
         rags = [rows[m] for m in params.rag_methods if m in rows]
         if full is None or not rags:
             continue
+        versus = {c.b: c for c in comparisons.get(dataset, [])}
         best = max(rags, key=lambda r: r["acc"])
-        ok_acc = full["acc"] > best["acc"]
         ok_tok = full["tokens"] <= best["tokens"] / 2
+        pair = versus.get(best["method"])
+        if pair is not None:
+            verdict = pair.verdict()
+            acc = f"Acc {full['acc']:.1f} vs {best['acc']:.1f}, {ci_text(pair.acc)}: {verdict}"
+            met = verdict == "above"
+        else:
+            acc = f"Acc {full['acc']:.1f} vs {best['acc']:.1f} (no paired scores)"
+            met = full["acc"] > best["acc"]
         lines.append(
-            f"- {dataset}: {params.full_method} Acc {full['acc']:.1f} vs best naive RAG "
-            f"({best['method']}) {best['acc']:.1f} -> {'met' if ok_acc else 'MISSED'}; "
-            f"tokens {full['tokens']:.0f} vs {best['tokens']:.0f} "
-            f"(ratio {full['tokens'] / max(best['tokens'], 1e-9):.2f}, "
+            f"- {dataset}: {params.full_method} against the best naive RAG ({best['method']}): "
+            f"{acc} -> {'met' if met else 'MISSED'}; tokens {full['tokens']:.0f} vs "
+            f"{best['tokens']:.0f} (ratio {full['tokens'] / max(best['tokens'], 1e-9):.2f}, "
             f"{'met' if ok_tok else 'MISSED'})"
         )
         for name in params.ablations:
             if name in rows:
-                below = rows[name]["acc"] < full["acc"]
+                pair = versus.get(name)
+                verdict = pair.verdict() if pair is not None else "no paired scores"
                 lines.append(
-                    f"  - ablation {name}: Acc {rows[name]['acc']:.1f} "
-                    f"{'<' if below else '>='} {full['acc']:.1f} -> {'met' if below else 'MISSED'}"
+                    f"  - ablation {name}: Acc {rows[name]['acc']:.1f} vs {full['acc']:.1f}: "
+                    f"full method {verdict}"
                 )
     return lines
 
 
-def results_markdown(results: list[dict[str, Any]], params: ReportParams) -> str:
+def ci_text(value: tuple[float, float, float]) -> str:
+    return f"difference {value[0]:+.1f} points [95% CI {value[1]:+.1f}, {value[2]:+.1f}]"
+
+
+def results_markdown(
+    results: list[dict[str, Any]],
+    params: ReportParams,
+    comparisons: dict[str, list[PairedComparison]] | None = None,
+) -> str:
     ci = max((r.get("acc_ci95", 0.0) for r in results), default=0.0)
     parts = [
         "# Results\n",
@@ -120,9 +191,55 @@ def results_markdown(results: list[dict[str, Any]], params: ReportParams) -> str
         f"shared CPU. Acc 95% interval half width up to {ci:.1f} points at these n.\n",
         markdown_table(results),
     ]
-    if targets := target_lines(results, params):
+    if targets := target_lines(results, params, comparisons):
         parts += ["\n## Targets\n", "\n".join(targets) + "\n"]
+    if comparisons:
+        parts += [
+            "\n## Paired comparisons\n",
+            f"{params.full_method} (A) against every other method (B) on the same questions: "
+            "questions only one gets right (Acc), the exact McNemar p-value, and paired "
+            "bootstrap 95% intervals (10,000 resamples of questions) on the differences, in "
+            "points. 'above' means the Acc interval lies above zero.\n",
+            "\n".join(paired_lines(comparisons)) + "\n",
+        ]
+    if funnel := funnel_rows(results):
+        parts += [
+            "\n## Retrieval funnel\n",
+            "Share of questions (%) whose gold answer (as Acc matches it) is in what the "
+            "method had at each step; RAG rows have one step, their passages "
+            "(`python -m bench.funnel` prints the same from the predictions).\n",
+            "\n".join(markdown_funnel(funnel)) + "\n",
+        ]
     return "\n".join(parts)
+
+
+def funnel_rows(results: list[dict[str, Any]]) -> list[tuple[str, FunnelRow]]:
+    """(dataset, funnel) of every cell whose metrics carry one."""
+    return [
+        (r["dataset"], FunnelRow.model_validate(r["funnel"])) for r in results if r.get("funnel")
+    ]
+
+
+def write_funnel_plot(rows: list[tuple[str, FunnelRow]], png_path: Path) -> None:
+    """One panel per dataset: per method, a bar per funnel step (RAG: passages only)."""
+    datasets = list(dict.fromkeys(d for d, _ in rows)) or ["(none)"]
+    labels = ("documents", "located", "kept", "evidence", "first_evidence", "answer")
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(9, 3.2 * len(datasets)), squeeze=False)
+    for ax, dataset in zip(axes[:, 0], datasets, strict=True):
+        cells = [r for d, r in rows if d == dataset]
+        width = 0.8 / len(labels)
+        for j, step in enumerate(labels):
+            values = [getattr(r, step) or 0.0 for r in cells]
+            xs = [i + (j - len(labels) / 2 + 0.5) * width for i in range(len(cells))]
+            ax.bar(xs, values, width, label=step.replace("_", " "), color=f"C{j}")
+        ax.set_xticks(range(len(cells)), [r.method for r in cells], rotation=20, fontsize=8)
+        ax.set(title=f"{dataset}: where the gold answer is", ylabel="% of questions")
+        ax.set_ylim(0, 100)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=6, frameon=False, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
 
 
 def write_acc_vs_tokens(results: list[dict[str, Any]], csv_path: Path, png_path: Path) -> None:
@@ -200,17 +317,23 @@ def build_report(
     """Write the report folder from the evaluate outputs under `eval_dir` and the
     training log (a dvclive folder) when there is one."""
     results = load_results(eval_dir, cells)
+    comparisons = paired(results, params, eval_dir)
     headline: dict[str, dict[str, dict[str, float]]] = {}
     for r in results:
         row = {k: round(float(r[k]), 2) for k in params.headline}
         headline.setdefault(r["dataset"], {})[r["method"]] = row
     loss = read_loss(train_log) if train_log is not None else []
     with atomic_dir(out_dir) as out:
-        (out / "results.md").write_text(results_markdown(results, params))
+        (out / "results.md").write_text(results_markdown(results, params, comparisons))
+        write_json(
+            out / "paired.json",
+            {d: [c.model_dump() for c in rows] for d, rows in comparisons.items()},
+        )
         write_json(out / "metrics.json", headline)
         write_json(out / "results.json", results)
         write_acc_vs_tokens(results, out / "acc_vs_tokens.csv", out / "acc_vs_tokens.png")
         write_loss_plot(loss, out / "train_loss.png")
+        write_funnel_plot(funnel_rows(results), out / "funnel.png")
         write_manifest(
             out,
             Manifest(
