@@ -8,7 +8,6 @@ Generation is greedy and batched with left padding and the KV cache (`generate`)
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from transformers import PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from retrollm.answers import extract_answer
 from retrollm.models import is_chat_model
 from schemas.prediction import EvidenceTrace, Prediction
 from schemas.records import CorpusRecord, QARecord
@@ -32,8 +32,6 @@ RAG_INSTRUCTION = (
     "Only give me the answer and do not output any other words.\n"
     "The following are given documents.\n\n{reference}"
 )
-# Lead-ins small models write despite the instruction; the answer is what follows them.
-_LEAD_IN = re.compile(r"^\s*(?:answer\s*:|the answer is\s*:?)\s*", re.IGNORECASE)
 
 # A search function: question -> (document rows, scores), best first.
 SearchFn = Callable[[str, int], tuple[Sequence[int], Sequence[float]]]
@@ -82,14 +80,6 @@ def build_prompt(
         return [int(i) for i in ids]
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     return bos + _encode_text(tokenizer, f"{system}\n\nQuestion: {question}\nAnswer:")
-
-
-def extract_answer(generated: str) -> str:
-    """The answer is the first non-empty line, without a lead-in like 'Answer:'."""
-    for line in generated.strip().splitlines():
-        if line.strip():
-            return _LEAD_IN.sub("", line).strip()
-    return ""
 
 
 class PassageFormatter:

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from retrollm.answers import extract_answer
 from retrollm.baselines import (
     BaselineConfig,
     PassageFormatter,
     build_prompt,
-    extract_answer,
     run_baseline,
 )
 from retrollm.metrics import score
@@ -58,6 +58,11 @@ def test_extract_answer_takes_first_line_without_lead_in() -> None:
     assert extract_answer("  Answer: Paris\nMore text") == "Paris"
     assert extract_answer("\n\nThe answer is Gustave Eiffel.") == "Gustave Eiffel."
     assert extract_answer("   ") == ""
+    # RetroLLM's text after its forced " The answer is", through the same rule.
+    assert extract_answer(" Paris.\nQuestion: who else?") == "Paris."
+    assert extract_answer("answer:   Lyon ") == "Lyon"
+    assert extract_answer("The answer is: 1889\n") == "1889"
+    assert extract_answer(" \u200fParis") == "\u200fParis"  # marks are the metric's business
 
 
 def test_direct_records_are_well_formed(lm, questions) -> None:  # type: ignore[no-untyped-def]
