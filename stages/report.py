@@ -258,11 +258,12 @@ def write_acc_vs_tokens(results: list[dict[str, Any]], csv_path: Path, png_path:
     for ax, dataset in zip(axes[0], datasets, strict=True):
         for r in (r for r in results if r["dataset"] == dataset):
             i = methods.index(r["method"])  # one colour and marker per method in every panel
-            ax.scatter(
-                r["tokens"], r["acc"], color=f"C{i % 10}", marker=markers[i % len(markers)],
-                label=r["method"], s=40,
+            ax.errorbar(
+                r["tokens"], r["acc"], yerr=r.get("acc_ci95", 0.0), color=f"C{i % 10}",
+                marker=markers[i % len(markers)], label=r["method"], markersize=6, capsize=3,
+                linestyle="none",
             )  # fmt: skip
-        ax.set(title=dataset, xlabel="tokens per question (in + out)", ylabel="Acc (%)")
+        ax.set(title=dataset, xlabel="tokens per question (in + out)", ylabel="Acc (%), 95% CI")
         ax.set_ylim(bottom=-2)  # Acc 0 stays visible
         ax.grid(alpha=0.3)
     if methods:
