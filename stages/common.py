@@ -36,6 +36,10 @@ class Paths(StageParams):
     splade: Path = Field(Path("data/splade"), description="sparse_expand output.")
     trainset: Path = Field(Path("data/train"), description="build_trainset output.")
     adapter: Path = Field(Path("data/models/adapter"), description="train output.")
+    rag_trainset: Path = Field(Path("data/train_rag"), description="build_rag_trainset output.")
+    rag_adapter: Path = Field(
+        Path("data/models/adapter_rag"), description="train_rag output (the rag-lora adapter)."
+    )
     eval: Path = Field(Path("data/eval"), description="evaluate outputs.")
     report: Path = Field(Path("data/report"), description="report output.")
 

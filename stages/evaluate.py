@@ -3,9 +3,11 @@
     python -m stages.evaluate DATASET METHOD
 
 METHOD names an entry of `evaluate.baseline_methods`, `evaluate.methods` (RetroLLM, base
-model) or `evaluate.adapter_methods` (RetroLLM, trained adapter). dvc.yaml runs each map as
-its own matrix stage so that each depends on what it reads only: baselines do not rerun
-when `decode` changes, and only the adapter methods wait for training.
+model), `evaluate.adapter_methods` (RetroLLM, trained adapter) or
+`evaluate.rag_lora_methods` (naive RAG over the rag-lora adapter, with the retriever
+build_rag_trainset chose). dvc.yaml runs each map as its own matrix stage so that each
+depends on what it reads only: baselines do not rerun when `decode` changes, and only the
+adapter methods wait for their training.
 Output data/eval/DATASET/METHOD/: predictions.msgpack (every Prediction, traces kept),
 predictions.jsonl (the first few, for people), metrics.json (aggregate), manifest.json.
 """
@@ -28,6 +30,7 @@ import torch
 from pydantic import Field, model_validator
 
 from retrollm.artifacts import (
+    ArtifactError,
     atomic_dir,
     code_fingerprint,
     read_manifest,
@@ -39,10 +42,11 @@ from retrollm.baselines import BaselineConfig, run_baseline
 from retrollm.evaluation import ResumeFile, resume_key, run_checkpointed, select_questions
 from retrollm.metrics import aggregate, score
 from retrollm.qa import load_qa
+from retrollm.retrieval.rag import Retriever, bm25_search, dense_search
 from schemas.manifest import InputRef, Manifest
 from schemas.prediction import Prediction
 from stages.common import Paths, StageParams, load_params, load_paths, load_yaml, run_stage
-from stages.dense_index import DenseParams, load_encoder
+from stages.dense_index import DenseParams
 
 # The code that decides a prediction: in the resume key, so a checkpoint written by other
 # code is never resumed.
@@ -63,13 +67,16 @@ EVALUATION_CODE = (
 )
 EVAL_SCHEMA = "eval"
 EVAL_VERSION = 1
-Kind = Literal["retrollm", "direct", "rag-bm25", "rag-dense"]
+Kind = Literal["retrollm", "direct", "rag-bm25", "rag-dense", "rag-lora"]
 
 
 class MethodSpec(StageParams):
     """One evaluated method: which engine runs it and what it overrides."""
 
-    kind: Kind = Field(description="retrollm (the decoder), direct, rag-bm25 or rag-dense.")
+    kind: Kind = Field(
+        description="retrollm (the decoder), direct, rag-bm25, rag-dense or rag-lora (RAG "
+        "over its own adapter and the retriever build_rag_trainset chose)."
+    )
     adapter: bool = Field(False, description="Load the trained LoRA adapter over the base LM.")
     limit: int | None = Field(
         None,
@@ -120,29 +127,40 @@ class EvaluateParams(StageParams):
         default_factory=dict,
         description="RetroLLM over the trained adapter (stage evaluate_adapter, after train).",
     )
+    rag_lora_methods: dict[str, MethodSpec] = Field(
+        default_factory=dict,
+        description="RAG over the rag-lora adapter (stage evaluate_rag_lora, after train_rag).",
+    )
 
     @model_validator(mode="after")
     def _groups(self) -> EvaluateParams:
         """Each map feeds one DVC matrix stage with its own deps, so a method in the wrong
         map would run without (or wait for) the artifacts it needs."""
         rules = {
-            "baseline_methods": (self.baseline_methods, lambda s: s.kind != "retrollm"),
+            "baseline_methods": (
+                self.baseline_methods,
+                lambda s: s.kind in ("direct", "rag-bm25", "rag-dense") and not s.adapter,
+            ),
             "methods": (self.methods, lambda s: s.kind == "retrollm" and not s.adapter),
             "adapter_methods": (self.adapter_methods, lambda s: s.kind == "retrollm" and s.adapter),
+            "rag_lora_methods": (self.rag_lora_methods, lambda s: s.kind == "rag-lora"),
         }
         for group, (specs, fits) in rules.items():
             if wrong := [name for name, spec in specs.items() if not fits(spec)]:
                 raise ValueError(
-                    f"{group}: {wrong} do not belong here (baseline_methods: direct/rag-*; "
-                    "methods: retrollm without adapter; adapter_methods: retrollm, adapter: true)"
+                    f"{group}: {wrong} do not belong here (baseline_methods: direct, "
+                    "rag-bm25, rag-dense; methods: retrollm without adapter; adapter_methods: "
+                    "retrollm, adapter: true; rag_lora_methods: rag-lora)"
                 )
-        names = [*self.baseline_methods, *self.methods, *self.adapter_methods]
+        names = [
+            *self.baseline_methods, *self.methods, *self.adapter_methods, *self.rag_lora_methods
+        ]  # fmt: skip
         if dupes := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"{dupes}: a method name may appear in one map only")
         return self
 
     def spec(self, method: str) -> MethodSpec:
-        every = self.baseline_methods | self.methods | self.adapter_methods
+        every = self.baseline_methods | self.methods | self.adapter_methods | self.rag_lora_methods
         if method not in every:
             raise SystemExit(f"evaluate: unknown method {method!r} (known: {', '.join(every)})")
         return every[method]
@@ -155,13 +173,25 @@ def _ref(folder: Path) -> InputRef:
     )
 
 
+def rag_retriever(spec: MethodSpec, paths: Paths) -> Retriever | None:
+    """The retriever behind a RAG method: its kind names it, or build_rag_trainset chose it."""
+    if spec.kind == "rag-lora":
+        chosen = read_manifest(paths.rag_trainset, "trainset").extra.get("retriever")
+        if chosen not in ("bm25", "dense"):
+            raise ArtifactError(f"{paths.rag_trainset}: manifest names no retriever ({chosen})")
+        return chosen  # type: ignore[return-value]
+    return {"rag-bm25": "bm25", "rag-dense": "dense"}.get(spec.kind)  # type: ignore[return-value]
+
+
 def _inputs(spec: MethodSpec, paths: Paths, dataset: str, dense: Path) -> dict[str, Path]:
     """The artifacts a method reads; each one's manifest is checked and recorded."""
     inputs = {"qa": paths.qa / dataset, "model": paths.model}
     if spec.kind.startswith("rag"):
         inputs |= {"corpus": paths.corpus, "tokens": paths.tokens}
-    if spec.kind == "rag-dense":
+    if rag_retriever(spec, paths) == "dense":
         inputs["dense"] = dense
+    if spec.kind == "rag-lora":
+        inputs |= {"rag_trainset": paths.rag_trainset, "rag_adapter": paths.rag_adapter}
     if spec.kind == "retrollm":
         inputs |= {"corpus": paths.corpus, "index": paths.index, "splade": paths.splade}
         inputs["assets"] = paths.assets  # SPLADE and the window scorer
@@ -190,7 +220,8 @@ def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Pat
 
     from retrollm.models import load_causal_lm
 
-    model, tokenizer = load_causal_lm(paths.model, params.model_dtype)
+    adapter = paths.rag_adapter if spec.kind == "rag-lora" else None
+    model, tokenizer = load_causal_lm(paths.model, params.model_dtype, adapter)
     config = params.baselines
     search = formatter = None
     if spec.kind != "direct":
@@ -200,7 +231,14 @@ def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Pat
         corpus = load_corpus(paths.corpus)
         offsets = np.load(paths.tokens / "doc_offsets.npy", mmap_mode="r")
         formatter = PassageFormatter(tokenizer, corpus, offsets, config.max_passage_tokens)
-        search = _search_fn(spec.kind, [r.contents for r in corpus], params)
+        texts = [r.contents for r in corpus]
+        if rag_retriever(spec, paths) == "bm25":
+            search = bm25_search(texts)
+        else:
+            dense = params.dense
+            search = dense_search(
+                dense.index, dense.model, dense.max_length, dense.batch_size, len(texts)
+            )
     kind = "direct" if spec.kind == "direct" else "rag"
 
     def answer(questions: Sequence[Any]) -> list[Prediction]:
@@ -211,23 +249,6 @@ def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Pat
         return made
 
     return answer
-
-
-def _search_fn(kind: Kind, texts: list[str], params: EvaluateParams):  # type: ignore[no-untyped-def]
-    if kind == "rag-bm25":
-        from retrollm.retrieval.bm25 import BM25Retriever
-
-        retriever = BM25Retriever.build(texts)
-    else:
-        from retrollm.retrieval.dense import DenseRetriever
-
-        retriever = DenseRetriever.load(params.dense.index, load_encoder(params.dense))
-        if retriever.n_docs != len(texts):
-            raise SystemExit(
-                f"{params.dense.index} embeds {retriever.n_docs} documents, the corpus has "
-                f"{len(texts)}: rerun the dense_index stage"
-            )
-    return retriever.search
 
 
 def _funnel(method: str, spec: MethodSpec, paths: Paths, predictions: list[Prediction]) -> Any:
@@ -261,6 +282,7 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
     questions = select_questions(records, limit, params.seed, params.answerable_only)
     # What decides the predictions (not threads or chunking) goes in manifest and resume key.
     unused = {"threads", "chunk_size", "baseline_methods", "methods", "adapter_methods"}
+    unused |= {"rag_lora_methods"}
     unused |= {"baselines", "dense", "model_dtype"} if spec.kind == "retrollm" else set()
     stage_params = params.model_dump(mode="json", exclude=unused)
     stage_params |= {"method": method, "spec": spec.model_dump(mode="json")}

@@ -50,7 +50,9 @@ class ReportParams(StageParams):
         ["acc", "f1", "tokens"], description="Metrics per dataset/method in metrics.json."
     )
     full_method: str = Field("retrollm-lora", description="The method the targets are about.")
-    rag_methods: list[str] = Field(["rag-bm25", "rag-dense"], description="Naive RAG rows.")
+    rag_methods: list[str] = Field(
+        ["rag-bm25", "rag-dense", "rag-lora"], description="Naive RAG rows (plain and tuned)."
+    )
     ablations: list[str] = Field(default_factory=list, description="Rows expected below full.")
 
 
@@ -70,7 +72,7 @@ def load_results(eval_dir: Path, cells: list[tuple[str, str]] | None) -> list[di
 def configured_cells() -> list[tuple[str, str]]:
     """Every dataset x method of params.yaml `evaluate`, methods in the order written."""
     section = load_yaml().get("evaluate") or {}
-    groups = ("baseline_methods", "methods", "adapter_methods")
+    groups = ("baseline_methods", "rag_lora_methods", "methods", "adapter_methods")
     methods = [name for group in groups for name in section.get(group) or {}]
     return [(dataset, method) for dataset in section.get("datasets") or [] for method in methods]
 

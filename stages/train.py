@@ -2,6 +2,10 @@
 
     python -m stages.train                                   # CPU or one GPU
     accelerate launch --num_processes 4 -m stages.train      # several GPUs, same params
+    python -m stages.train rag                               # the rag-lora baseline
+
+`rag` trains the same recipe (the `train:` section) on build_rag_trainset's targets and
+writes paths.rag_adapter; only where it writes checkpoints and logs differs (`train_rag:`).
 
 Steps: check the trainset was built with this base model's tokenizer, sample
 `max_examples` of it, wrap the base model with LoRA (retrollm.training.lora), train with
@@ -114,11 +118,39 @@ class TrainParams(StageParams):
         return LoopConfig(**{k: v for k, v in self.model_dump().items() if k in fields})
 
 
-def load_examples(paths: Paths, params: TrainParams, tokenizer_fp: str) -> list[TrainExample]:
-    manifest = read_manifest(paths.trainset, "trainset")
+class TrainRagParams(StageParams):
+    """The `train_rag:` section: where the rag-lora run writes; its recipe is `train:`."""
+
+    checkpoint_dir: Path = Field(
+        Path("data/train_rag_checkpoints"), description="Checkpoints of the rag-lora run."
+    )
+    live_dir: Path = Field(Path("data/train_rag_live"), description="Its dvclive metrics.")
+
+
+Variant = Literal["retrollm", "rag"]
+
+
+def variant_params(params: TrainParams, variant: Variant, rag: TrainRagParams) -> TrainParams:
+    """The recipe of `train:`, writing where the variant's own section says."""
+    if variant == "retrollm":
+        return params
+    return params.model_copy(update=rag.model_dump())
+
+
+def variant_paths(paths: Paths, variant: Variant) -> tuple[Path, Path]:
+    """(trainset, adapter) folders of a variant."""
+    if variant == "rag":
+        return paths.rag_trainset, paths.rag_adapter
+    return paths.trainset, paths.adapter
+
+
+def load_examples(
+    trainset: Path, model: Path, params: TrainParams, tokenizer_fp: str
+) -> list[TrainExample]:
+    manifest = read_manifest(trainset, "trainset")
     if manifest.extra.get("tokenizer_fingerprint") != tokenizer_fp:
-        raise ArtifactError(f"{paths.trainset}: built with another tokenizer than {paths.model}")
-    examples = list(read_records(paths.trainset / "train.msgpack", TrainExample))
+        raise ArtifactError(f"{trainset}: built with another tokenizer than {model}")
+    examples = list(read_records(trainset / "train.msgpack", TrainExample))
     if params.max_examples is not None and len(examples) > params.max_examples:
         chosen = sorted(
             random.Random(params.seed).sample(range(len(examples)), params.max_examples)
@@ -142,7 +174,9 @@ def run_fingerprint(
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def main(params: TrainParams, paths: Paths, stop_after: int | None = None) -> dict[str, int]:
+def main(
+    params: TrainParams, paths: Paths, stop_after: int | None = None, variant: Variant = "retrollm"
+) -> dict[str, int]:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from dvclive import Live
@@ -150,15 +184,16 @@ def main(params: TrainParams, paths: Paths, stop_after: int | None = None) -> di
     torch.set_num_threads(params.threads)
     accelerator = Accelerator(mixed_precision=params.mixed_precision, cpu=params.cpu)
     set_seed(params.seed)
+    trainset, adapter = variant_paths(paths, variant)
     inputs = {
         "model": input_ref(paths.model, "model"),
-        "trainset": input_ref(paths.trainset, "trainset"),
+        "trainset": input_ref(trainset, "trainset"),
     }
     base = base_fingerprint(paths.model)
     model, tokenizer = load_causal_lm(paths.model, params.model_dtype)
     tokenizer_fp = tokenizer_fingerprint(tokenizer)
     ids = SpecialTokenIds.from_tokenizer(tokenizer)
-    examples = load_examples(paths, params, tokenizer_fp)
+    examples = load_examples(trainset, paths.model, params, tokenizer_fp)
     model = wrap_model(
         model,
         lora_config(
@@ -207,7 +242,7 @@ def main(params: TrainParams, paths: Paths, stop_after: int | None = None) -> di
     live.step = state.step  # next_step() left it one past the last logged step
     live.make_summary()
     live.end()
-    with atomic_dir(paths.adapter) as out:
+    with atomic_dir(adapter) as out:
         info = save_adapter(
             model, out, base, ids.as_dict(), tokenizer_fp,
             extra={"run_fingerprint": fingerprint, "steps": state.step},
@@ -217,7 +252,7 @@ def main(params: TrainParams, paths: Paths, stop_after: int | None = None) -> di
             Manifest(
                 schema_name=SCHEMA_NAME,
                 schema_version=SCHEMA_VERSION,
-                stage="train",
+                stage="train" if variant == "retrollm" else f"train {variant}",
                 params=params.model_dump(mode="json"),
                 inputs=inputs,
                 counts=counts,
@@ -233,5 +268,18 @@ def main(params: TrainParams, paths: Paths, stop_after: int | None = None) -> di
     return counts
 
 
+def cli() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variant", nargs="?", default="retrollm", choices=["retrollm", "rag"])
+    variant = parser.parse_args().variant
+    params = variant_params(
+        load_params("train", TrainParams), variant, load_params("train_rag", TrainRagParams)
+    )
+    name = "train" if variant == "retrollm" else "train rag"
+    run_stage(name, lambda: main(params, load_paths(), variant=variant))
+
+
 if __name__ == "__main__":
-    run_stage("train", lambda: main(load_params("train", TrainParams), load_paths()))
+    cli()

@@ -113,6 +113,12 @@ def test_unknown_method_and_misplaced_spec_are_clear_errors(workdir: Path) -> No
         evaluate("tiny", "nope")
     with pytest.raises(ValueError, match="do not belong here"):
         EvaluateParams(datasets=["x"], methods={"rag": {"kind": "rag-bm25"}})
+    # rag-lora waits for its own adapter: only its own matrix stage may run it.
+    with pytest.raises(ValueError, match="do not belong here"):
+        EvaluateParams(datasets=["x"], baseline_methods={"r": {"kind": "rag-lora"}})
+    with pytest.raises(ValueError, match="do not belong here"):
+        EvaluateParams(datasets=["x"], rag_lora_methods={"r": {"kind": "rag-bm25"}})
+    assert EvaluateParams(datasets=["x"], rag_lora_methods={"r": {"kind": "rag-lora"}}).spec("r")
     with pytest.raises(ValueError, match="kind retrollm only"):
         EvaluateParams(
             datasets=["x"], baseline_methods={"d": {"kind": "direct", "decode": {"k_aux": 1}}}

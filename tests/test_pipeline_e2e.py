@@ -109,12 +109,15 @@ def test_repro_builds_every_artifact_then_is_up_to_date(tiny_repo: Path) -> None
         "data/splade",
         "data/train",
         "data/models/adapter",
+        "data/train_rag",
+        "data/models/adapter_rag",
         "data/eval/tiny/retrollm-lora",
+        "data/eval/tiny/rag-lora",
         "data/report",
     ):
         assert (tiny_repo / folder / "manifest.json").is_file(), folder
     table = (tiny_repo / "data/report/results.md").read_text()
-    assert "retrollm-lora" in table and "rag-bm25" in table
+    assert "retrollm-lora" in table and "rag-bm25" in table and "rag-lora" in table
 
     second = _dvc(tiny_repo, "repro")
     assert _ran(second) == set(), second

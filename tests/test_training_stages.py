@@ -55,7 +55,8 @@ def artifacts(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
         assets=root / "assets", model=tiny_model_dir, tokens=root / "tokens", index=root / "index",
         corpus=root / "corpus",
         qa=root / "qa", splade=root / "splade", trainset=root / "train",
-        adapter=root / "adapter",
+        adapter=root / "adapter", rag_trainset=root / "train_rag",
+        rag_adapter=root / "adapter_rag",
     )  # fmt: skip
     with atomic_dir(paths.corpus) as out:
         write_records(out / "documents.msgpack", fixture_corpus())
@@ -69,6 +70,7 @@ def artifacts(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     index.save(paths.index)
     _manifest(paths.index, "index", tokenizer_fingerprint=fingerprint)
     paths.tokens.mkdir()
+    np.save(paths.tokens / "doc_offsets.npy", offsets)
     _manifest(paths.tokens, "tokens", tokenizer_fingerprint=fingerprint)
     questions = [
         QARecord.model_validate({**json.loads(line), "answerable": True})
@@ -163,3 +165,57 @@ def test_build_trainset_then_train_then_show(
     out = capsys.readouterr().out
     assert "⟦" in out and "«" in out and examples[0].question in out
     shutil.rmtree(artifacts.adapter)
+
+
+def test_rag_trainset_then_train_rag(artifacts: Paths, tmp_path: Path) -> None:
+    """The rag-lora baseline: RetroLLM's training questions under the evaluation's RAG
+    prompt, the retriever picked by recall on them, trained by the same train stage."""
+    from retrollm.baselines import BaselineConfig, build_prompt
+    from retrollm.retrieval.dense import DenseRetriever
+    from retrollm.training.adapter import read_adapter_info
+    from stages.build_rag_trainset import BuildRagTrainsetParams
+    from stages.build_rag_trainset import main as build_rag_trainset
+    from stages.build_trainset import main as build_trainset
+    from stages.dense_index import DenseParams
+    from stages.evaluate import MethodSpec, rag_retriever
+    from stages.train import main as train
+
+    if not (artifacts.trainset / "train.msgpack").is_file():
+        build_trainset(*_trainset_params(artifacts), artifacts)
+    sources = list(read_records(artifacts.trainset / "train.msgpack", TrainExample))
+    encoder = artifacts.assets.parent / "biencoder"
+    texts = [r.contents for r in fixture_corpus()]
+    DenseRetriever.build(encoder, texts).save(tmp_path / "dense")
+    dense = DenseParams(model=encoder, index=tmp_path / "dense")
+    baselines = BaselineConfig(top_k=2)
+
+    counts = build_rag_trainset(BuildRagTrainsetParams(), baselines, dense, artifacts)
+    assert counts["questions"] == len(sources) == counts["kept"]
+    manifest = read_manifest(artifacts.rag_trainset, "trainset")
+    recall = manifest.extra["train_recall_at_k"]
+    assert set(recall) == {"bm25", "dense"}
+    assert recall[manifest.extra["retriever"]] == max(recall.values())
+    assert rag_retriever(MethodSpec(kind="rag-lora"), artifacts) == manifest.extra["retriever"]
+
+    tokenizer = load_tokenizer(artifacts.model)
+    examples = list(read_records(artifacts.rag_trainset / "train.msgpack", TrainExample))
+    for example, source in zip(examples, sources, strict=True):
+        assert example.id == source.id and example.answer == source.answer.strip()
+        prompt = example.input_ids[: example.prompt_length]
+        # The evaluation's prompt: FlashRAG's instruction, top_k passages, the question.
+        text = tokenizer.decode(prompt)
+        assert "Doc 2(Title:" in text and "Doc 3(Title:" not in text
+        question_turn = tokenizer.decode(build_prompt(tokenizer, example.question, None))
+        assert text.endswith(question_turn[-40:])
+        target = example.input_ids[example.prompt_length :]
+        assert target[-1] == tokenizer.eos_token_id
+        assert tokenizer.decode(target[:-1]).strip() == example.answer
+        assert example.roles == "p" * example.prompt_length + "a" * len(target)
+        assert example.weights == [0.0] * example.prompt_length + [1.0] * len(target)
+
+    done = train(_train_params(tmp_path), artifacts, variant="rag")
+    assert done["examples"] == len(examples) and done["steps"] >= 1
+    assert read_manifest(artifacts.rag_adapter, "adapter").inputs["trainset"].path == str(
+        artifacts.rag_trainset
+    )
+    assert read_adapter_info(artifacts.rag_adapter)["base_fingerprint"]
