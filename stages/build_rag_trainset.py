@@ -43,7 +43,7 @@ from retrollm.retrieval.rag import Retriever, bm25_search, dense_search
 from retrollm.training.rag_trainset import choose_retriever, rag_example
 from schemas import Manifest
 from schemas.training import TrainExample
-from stages.common import Paths, StageParams, load_params, load_paths, load_yaml, run_stage
+from stages.common import Paths, StageParams, load_params, load_paths, run_stage
 from stages.dense_index import DenseParams
 
 SCHEMA_NAME = "trainset"  # the records are TrainExamples, read by the same train stage
@@ -155,17 +155,13 @@ def main(
     return dict(counts)
 
 
-def evaluate_section() -> dict:
-    return load_yaml().get("evaluate") or {}
-
-
 if __name__ == "__main__":
     run_stage(
         "build_rag_trainset",
         lambda: main(
             load_params("build_rag_trainset", BuildRagTrainsetParams),
-            BaselineConfig.model_validate(evaluate_section().get("baselines") or {}),
-            DenseParams.model_validate(evaluate_section().get("dense") or {}),
+            load_params("evaluate.baselines", BaselineConfig),
+            load_params("evaluate.dense", DenseParams),
             load_paths(),
         ),
     )

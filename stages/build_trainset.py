@@ -21,7 +21,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import random
 from collections import Counter
 from pathlib import Path
-from typing import Literal
 
 import torch
 from pydantic import Field
@@ -62,8 +61,9 @@ SCHEMA_NAME = "trainset"
 SCHEMA_VERSION = 1
 
 
-class BuildTrainsetParams(StageParams):
-    """The `build_trainset:` section of params.yaml."""
+class BuildTrainsetParams(TrainsetConfig, StageParams):
+    """The `build_trainset:` section of params.yaml: TrainsetConfig's fields (inherited)
+    plus which questions and how the stage runs."""
 
     datasets: list[str] = Field(["nq", "triviaqa"], description="prepare_qa datasets to use.")
     answerable_only: bool = Field(
@@ -73,37 +73,11 @@ class BuildTrainsetParams(StageParams):
         None, ge=1, description="Questions sampled per dataset with `seed` (null: all)."
     )
     seed: int = Field(0, description="Seed of the question sample.")
-    k_evidence: int = Field(
-        3,
-        ge=1,
-        description="Evidences per target, from the decoder's kept windows in rank order "
-        "(the answer-bearing one at whatever rank it has); the decoder writes as many "
-        "(decode.min_evidences, decode.max_evidences).",
-    )
     multihop_datasets: list[str] = Field(
         ["hotpotqa", "2wikimultihopqa"], description="Datasets that use k_evidence_multihop."
     )
     k_evidence_multihop: int = Field(10, ge=1, description="k_evidence for multi-hop datasets.")
     batch_size: int = Field(32, ge=1, description="Questions retrieved together.")
-    clues_from_question: int = Field(2, ge=0, description="Clues taken from the question.")
-    clues_from_evidence: int = Field(1, ge=0, description="Clues from the relevant evidence.")
-    clue_max_words: int = Field(3, ge=1, description="Words per clue span, at most.")
-    clue_max_hits: int = Field(
-        1000, ge=1, description="Spans occurring more often select nothing: never clues."
-    )
-    clue_may_contain_answer: bool = Field(
-        False, description="Allow evidence clues that contain a gold answer."
-    )
-    no_relevant: Literal["drop", "keep"] = Field(
-        "drop",
-        description="No gold answer in any of the k_evidence evidences: drop the question, "
-        "or keep it (the model then learns to answer past evidence that lacks the answer).",
-    )
-    keep_fraction: float = Field(
-        0.1, ge=0.0, le=0.5, description="Share of each evidence's tokens in the loss, per end."
-    )
-    gamma: float = Field(2.0, ge=0.0, description="Loss weight of answer tokens.")
-    max_tokens: int = Field(512, ge=16, description="Longer sequences are dropped (counted).")
     cache_windows: int = Field(
         200_000, ge=0, description="Window vectors kept by text across questions (0: none)."
     )
@@ -111,11 +85,10 @@ class BuildTrainsetParams(StageParams):
     excerpt: int = Field(20, ge=0, description="Examples copied to examples.jsonl for people.")
 
     def config(self, dataset: str) -> TrainsetConfig:
-        fields = set(TrainsetConfig.__dataclass_fields__)
-        values = {k: v for k, v in self.model_dump().items() if k in fields}
+        config = self.trainset()
         if dataset in self.multihop_datasets:
-            values["k_evidence"] = self.k_evidence_multihop
-        return TrainsetConfig(**values)
+            config = config.model_copy(update={"k_evidence": self.k_evidence_multihop})
+        return config
 
 
 def questions(paths: Paths, dataset: str, params: BuildTrainsetParams) -> list[QARecord]:

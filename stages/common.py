@@ -50,9 +50,33 @@ def load_yaml(path: Path = PARAMS_FILE) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def missing_keys(model: type[BaseModel], raw: dict[str, Any], prefix: str = "") -> list[str]:
+    """Fields of `model` (and of its nested models) that `raw` does not set."""
+    missing = []
+    for name, field in model.model_fields.items():
+        if name not in raw:
+            missing.append(prefix + name)
+            continue
+        nested = field.annotation
+        is_model = isinstance(nested, type) and issubclass(nested, BaseModel)
+        if is_model and isinstance(raw[name], dict):
+            missing += missing_keys(nested, raw[name], f"{prefix}{name}.")
+    return missing
+
+
 def load_params(section: str, model: type[ParamsT], path: Path = PARAMS_FILE) -> ParamsT:
-    """Validate one section of params.yaml against the stage's typed params."""
-    raw = load_yaml(path).get(section) or {}
+    """Validate one section of params.yaml (`a.b`: a nested one) against the stage's typed
+    params. params.yaml must set every field: a default in code never stands in for the
+    pipeline's value, so the two cannot disagree."""
+    raw: Any = load_yaml(path)
+    for part in section.split("."):
+        raw = (raw or {}).get(part) if isinstance(raw, dict) else None
+    raw = raw or {}
+    if missing := missing_keys(model, raw):
+        raise SystemExit(
+            f"{path}: section '{section}' does not set {', '.join(missing)} "
+            f"({model.__name__} documents each)"
+        )
     try:
         return model.model_validate(raw)
     except ValidationError as error:

@@ -25,7 +25,7 @@ from pydantic import Field
 from retrollm.artifacts import atomic_dir, input_ref, sha256_file, write_manifest
 from retrollm.corpus import CORPUS_SCHEMA, load_corpus
 from schemas.manifest import InputRef, Manifest
-from stages.common import StageParams, load_paths, load_yaml, run_stage
+from stages.common import StageParams, load_params, load_paths, run_stage
 
 DENSE_SCHEMA = "dense_index"
 DENSE_VERSION = 1
@@ -61,7 +61,7 @@ def load_encoder(dense: DenseParams):  # type: ignore[no-untyped-def]
 def main() -> dict[str, int]:
     from retrollm.retrieval.dense import DenseRetriever
 
-    dense = DenseParams.model_validate((load_yaml().get("evaluate") or {}).get("dense") or {})
+    dense = load_params("evaluate.dense", DenseParams)
     paths = load_paths()
     torch.set_num_threads(dense.threads)
     corpus = load_corpus(paths.corpus)

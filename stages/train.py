@@ -74,24 +74,17 @@ _NOT_IN_FINGERPRINT = {
 }
 
 
-class TrainParams(StageParams):
-    """The `train:` section of params.yaml."""
+class TrainParams(LoopConfig, StageParams):
+    """The `train:` section of params.yaml: the optimisation settings of LoopConfig (its
+    fields, inherited) plus what the stage decides about model and data."""
 
     seed: int = Field(0, description="Seeds LoRA init, dropout, the sample and the data order.")
     max_examples: int | None = Field(
         None, ge=1, description="Train on a seeded sample of this many examples (null: all)."
     )
-    epochs: int = Field(1, ge=1, description="Passes over the (sampled) examples; paper: 3.")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
-    batch_size: int = Field(1, ge=1, description="Examples per micro-batch per process.")
-    grad_accum: int = Field(8, ge=1, description="Micro-batches per optimizer step.")
-    lr: float = Field(5e-4, gt=0, description="Peak learning rate of AdamW (not in the paper).")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    warmup_ratio: float = Field(0.05, ge=0, le=1, description="Share of steps in linear warmup.")
-    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping (0: off).")
     lora_r: int = Field(16, ge=1, description="LoRA rank (paper: 16).")
     lora_alpha: int = Field(64, ge=1, description="LoRA alpha (paper: 64).")
-    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: list[str] = Field(
         list(LLAMA_TARGET_MODULES), description="Linear layers with LoRA (Llama-style names)."
     )
@@ -106,16 +99,10 @@ class TrainParams(StageParams):
     mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="Accelerate autocast.")
     cpu: bool = Field(False, description="Train on CPU even when a GPU is present.")
     threads: int = Field(2, ge=1, description="torch CPU threads.")
-    checkpoint_every: int = Field(10, ge=1, description="Optimizer steps between checkpoints.")
-    keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept.")
     checkpoint_dir: Path = Field(
         Path("data/train_checkpoints"), description="Checkpoints (DVC: persist, not cached)."
     )
     live_dir: Path = Field(Path("data/train_live"), description="dvclive metrics and plots.")
-
-    def loop(self) -> LoopConfig:
-        fields = set(LoopConfig.__dataclass_fields__)
-        return LoopConfig(**{k: v for k, v in self.model_dump().items() if k in fields})
 
 
 class TrainRagParams(StageParams):
