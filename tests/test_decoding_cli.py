@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from retrollm.__main__ import main
 from retrollm.artifacts import write_manifest, write_records
@@ -16,6 +15,7 @@ from retrollm.models import load_tokenizer, tokenizer_fingerprint
 from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
 from schemas.manifest import Manifest
 from tests.decoding_support import build_index, fixture_corpus, one_torch_thread
+from tests.params_support import write_params
 from tests.retrieval_tiny import tiny_biencoder, tiny_splade
 
 
@@ -46,9 +46,7 @@ def params_file(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         "paths": {k: str(v) for k, v in paths.items()},
         "decode": {"batch_size": 2, "max_answer_tokens": 8},
     }
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+    return write_params(root / "params.yaml", params)
 
 
 def run(params_file: Path, *args: str) -> None:

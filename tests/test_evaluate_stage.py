@@ -8,12 +8,12 @@ from pathlib import Path
 import msgpack
 import numpy as np
 import pytest
-import yaml
 
 from retrollm.artifacts import read_manifest, read_records, write_manifest, write_records
 from schemas.manifest import Manifest
 from schemas.prediction import Prediction
 from schemas.records import CorpusRecord, QARecord
+from tests.params_support import write_params
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -51,7 +51,7 @@ def workdir(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatc
             "baseline_methods": {"direct": {"kind": "direct"}, "rag-bm25": {"kind": "rag-bm25"}},
         },
     }  # fmt: skip
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path / "params.yaml", params)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.params_support import merge
+
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
 
@@ -62,16 +64,6 @@ def _copy_repo(dest: Path) -> None:
     subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
 
 
-def _merge(base: dict, overrides: dict) -> dict:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "datasets":
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 @pytest.fixture(scope="module")
 def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from retrollm.tiny import build_tiny_model
@@ -81,7 +73,7 @@ def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _copy_repo(work)
     params = yaml.safe_load((work / "params.yaml").read_text())
     overrides = yaml.safe_load((work / "tests/fixtures/params.tiny.yaml").read_text())
-    (work / "params.yaml").write_text(yaml.safe_dump(_merge(params, overrides), sort_keys=False))
+    (work / "params.yaml").write_text(yaml.safe_dump(merge(params, overrides), sort_keys=False))
     lines = (work / "tests/fixtures/corpus.jsonl").read_text().splitlines()
     texts = [json.loads(line)["contents"] for line in lines]
     build_tiny_model(texts, work / "tiny/lm")
