@@ -1,7 +1,8 @@
 """End to end: `dvc repro` of the tiny profile in a temporary copy of the repository.
 
-Checks the graph runs, that a second `dvc repro` does nothing, and that changing one
-param reruns only the stages that depend on it.
+Checks the graph runs, that a second `dvc repro` does nothing, that push -> clone -> pull
+gives a clone `dvc status` calls up to date, and that changing one param reruns only the
+stages that depend on it.
 """
 
 from __future__ import annotations
@@ -114,6 +115,23 @@ def test_repro_builds_every_artifact_then_is_up_to_date(tiny_repo: Path) -> None
     second = _dvc(tiny_repo, "repro")
     assert _ran(second) == set(), second
     assert "up to date" in second
+
+
+def test_a_pulled_clone_is_up_to_date(tiny_repo: Path, tmp_path: Path) -> None:
+    """Sharing through a remote: what `dvc push` sends is all a clone needs."""
+    git = ["git", "-c", "user.name=e2e", "-c", "user.email=e2e@localhost"]
+    _dvc(tiny_repo, "remote", "add", "-d", "shared", str(tmp_path / "remote"))
+    subprocess.run(["git", "add", "-A"], cwd=tiny_repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "ran"], cwd=tiny_repo, check=True)
+    _dvc(tiny_repo, "push")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(tiny_repo), str(clone)], check=True)
+    _dvc(clone, "pull")
+    status = _dvc(clone, "status")
+    assert "Data and pipelines are up to date" in status, status
+    assert (clone / "data/report/results.md").read_text() == (
+        tiny_repo / "data/report/results.md"
+    ).read_text()
 
 
 def test_changing_one_param_reruns_only_its_dependents(tiny_repo: Path) -> None:
