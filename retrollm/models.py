@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,9 @@ DTYPES: dict[str, torch.dtype] = {
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
 }
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
 
 
 class ModelError(RuntimeError):
@@ -82,6 +85,12 @@ def _existing(path: Path | str, what: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path}: {what} not found")
     return path
+
+
+def tokenizer_files(names: Iterable[str]) -> list[str]:
+    """The files of a model folder that loading its tokenizer reads: all but the weights
+    (what a tokenizer-only reader verifies, without hashing gigabytes it never opens)."""
+    return sorted(name for name in names if not name.endswith(WEIGHT_SUFFIXES))
 
 
 def load_tokenizer(folder: Path | str) -> PreTrainedTokenizerBase:

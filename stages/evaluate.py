@@ -28,21 +28,33 @@ import torch
 from pydantic import Field, model_validator
 
 from retrollm.artifacts import (
+    ArtifactError,
     atomic_dir,
     code_fingerprint,
+    input_ref,
     read_manifest,
     write_json,
     write_manifest,
     write_records,
 )
 from retrollm.baselines import BaselineConfig, run_baseline
+from retrollm.chain import asset_ref, made_from, tokens_of_corpus
 from retrollm.evaluation import ResumeFile, resume_key, run_checkpointed, select_questions
 from retrollm.metrics import aggregate, score
 from retrollm.qa import load_qa
 from schemas.manifest import InputRef, Manifest
 from schemas.prediction import Prediction
-from stages.common import Paths, StageParams, load_params, load_paths, load_yaml, run_stage
-from stages.dense_index import DenseParams, load_encoder
+from stages.common import (
+    Paths,
+    StageParams,
+    checked_input,
+    load_params,
+    load_paths,
+    load_yaml,
+    run_stage,
+    verify_contents,
+)
+from stages.dense_index import DENSE_SCHEMA, DenseParams, load_encoder
 
 # The code that decides a prediction: in the resume key, so a checkpoint written by other
 # code is never resumed.
@@ -148,26 +160,44 @@ class EvaluateParams(StageParams):
         return every[method]
 
 
-def _ref(folder: Path) -> InputRef:
-    manifest = read_manifest(folder)
-    return InputRef(
-        path=str(folder), schema_name=manifest.schema_name, fingerprint=manifest.fingerprint
-    )
+# An input: (folder, schema name, the files read from it; None: every file).
+Input = tuple[Path, str, list[str] | None]
 
 
-def _inputs(spec: MethodSpec, paths: Paths, dataset: str, dense: Path) -> dict[str, Path]:
-    """The artifacts a method reads; each one's manifest is checked and recorded."""
-    inputs = {"qa": paths.qa / dataset, "model": paths.model}
+def _inputs(
+    spec: MethodSpec, paths: Paths, dataset: str, split: str, dense: Path
+) -> dict[str, Input]:
+    """The artifacts a method reads, with the files it reads from each."""
+    inputs: dict[str, Input] = {
+        "qa": (paths.qa / dataset, "qa", [f"{split}.msgpack"]),
+        "model": (paths.model, "model", None),
+    }
+    corpus: Input = (paths.corpus, "corpus", ["documents.msgpack"])
     if spec.kind.startswith("rag"):
-        inputs |= {"corpus": paths.corpus, "tokens": paths.tokens}
+        inputs |= {"corpus": corpus, "tokens": (paths.tokens, "tokens", ["doc_offsets.npy"])}
     if spec.kind == "rag-dense":
-        inputs["dense"] = dense
+        inputs["dense"] = (dense, DENSE_SCHEMA, None)
     if spec.kind == "retrollm":
-        inputs |= {"corpus": paths.corpus, "index": paths.index, "splade": paths.splade}
-        inputs["assets"] = paths.assets  # SPLADE and the window scorer
+        inputs |= {"corpus": corpus, "index": (paths.index, "index", None)}
+        inputs["splade"] = (paths.splade, "splade", None)
     if spec.adapter:
-        inputs["adapter"] = paths.adapter
+        inputs["adapter"] = (paths.adapter, "adapter", None)
     return inputs
+
+
+def _checked_inputs(
+    spec: MethodSpec, params: EvaluateParams, paths: Paths, dataset: str
+) -> dict[str, InputRef]:
+    """Each input's manifest checked, its files verified, and its ref for the manifest.
+    The decoder verifies the models it reads from the assets (SPLADE, window scorer)
+    itself, since its config names them (RetroLLM.from_artifacts)."""
+    folders = _inputs(spec, paths, dataset, params.split, params.dense.index)
+    refs = {name: checked_input(*folder) for name, folder in folders.items()}
+    if spec.kind == "rag-dense":
+        asset_ref(paths.assets, params.dense.model, verify_contents())
+    if spec.kind == "retrollm":
+        refs["assets"] = input_ref(paths.assets, "assets")
+    return refs
 
 
 def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Paths):  # type: ignore[no-untyped-def]
@@ -178,7 +208,7 @@ def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Pat
         base = load_params("decode", DecodeConfig)
         config = DecodeConfig.model_validate(base.model_dump() | spec.decode)
         adapter = paths.adapter if spec.adapter else None
-        decoder = RetroLLM.from_artifacts(paths, config, adapter=adapter)
+        decoder = RetroLLM.from_artifacts(paths, config, adapter=adapter, verify=verify_contents())
 
         def answer(questions: Sequence[Any]) -> list[Prediction]:
             made = decoder.answer(list(questions))
@@ -197,10 +227,11 @@ def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Pat
         from retrollm.baselines import PassageFormatter
         from retrollm.corpus import load_corpus
 
+        tokens_of_corpus(paths)  # the offsets must be this corpus's documents, in order
         corpus = load_corpus(paths.corpus)
         offsets = np.load(paths.tokens / "doc_offsets.npy", mmap_mode="r")
         formatter = PassageFormatter(tokenizer, corpus, offsets, config.max_passage_tokens)
-        search = _search_fn(spec.kind, [r.contents for r in corpus], params)
+        search = _search_fn(spec.kind, [r.contents for r in corpus], params, paths)
     kind = "direct" if spec.kind == "direct" else "rag"
 
     def answer(questions: Sequence[Any]) -> list[Prediction]:
@@ -213,7 +244,7 @@ def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Pat
     return answer
 
 
-def _search_fn(kind: Kind, texts: list[str], params: EvaluateParams):  # type: ignore[no-untyped-def]
+def _search_fn(kind: Kind, texts: list[str], params: EvaluateParams, paths: Paths):  # type: ignore[no-untyped-def]
     if kind == "rag-bm25":
         from retrollm.retrieval.bm25 import BM25Retriever
 
@@ -221,12 +252,10 @@ def _search_fn(kind: Kind, texts: list[str], params: EvaluateParams):  # type: i
     else:
         from retrollm.retrieval.dense import DenseRetriever
 
+        corpus = read_manifest(paths.corpus, "corpus")
+        dense = read_manifest(params.dense.index, DENSE_SCHEMA)
+        made_from(params.dense.index, dense, "corpus", paths.corpus, corpus)
         retriever = DenseRetriever.load(params.dense.index, load_encoder(params.dense))
-        if retriever.n_docs != len(texts):
-            raise SystemExit(
-                f"{params.dense.index} embeds {retriever.n_docs} documents, the corpus has "
-                f"{len(texts)}: rerun the dense_index stage"
-            )
     return retriever.search
 
 
@@ -252,13 +281,16 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
     paths = load_paths()
     spec = params.spec(method)
     torch.set_num_threads(params.threads)
-    inputs = {
-        name: _ref(folder)
-        for name, folder in _inputs(spec, paths, dataset, params.dense.index).items()
-    }
+    inputs = _checked_inputs(spec, params, paths, dataset)
     records = load_qa(paths.qa / dataset, params.split)
     limit = spec.limit if spec.limit is not None else params.limit
     questions = select_questions(records, limit, params.seed, params.answerable_only)
+    if not questions:
+        which = "answerable questions" if params.answerable_only else "questions"
+        raise ArtifactError(
+            f"{paths.qa / dataset / f'{params.split}.msgpack'}: no {which} to evaluate "
+            f"({len(records)} in the split); a metrics row over none would mean nothing"
+        )
     # What decides the predictions (not threads or chunking) goes in manifest and resume key.
     unused = {"threads", "chunk_size", "baseline_methods", "methods", "adapter_methods"}
     unused |= {"baselines", "dense", "model_dtype"} if spec.kind == "retrollm" else set()

@@ -33,7 +33,6 @@ from retrollm.artifacts import (
     ArtifactError,
     atomic_dir,
     code_fingerprint,
-    input_ref,
     read_manifest,
     read_records,
 )
@@ -45,7 +44,7 @@ from retrollm.training.loop import LoopConfig, mean_example_weight, train
 from retrollm.training.lora import LLAMA_TARGET_MODULES, lora_config, wrap_model
 from schemas import Manifest
 from schemas.training import TrainExample
-from stages.common import Paths, StageParams, load_params, load_paths, run_stage
+from stages.common import Paths, StageParams, checked_input, load_params, load_paths, run_stage
 
 SCHEMA_NAME = "adapter"
 SCHEMA_VERSION = 1
@@ -151,8 +150,8 @@ def main(params: TrainParams, paths: Paths, stop_after: int | None = None) -> di
     accelerator = Accelerator(mixed_precision=params.mixed_precision, cpu=params.cpu)
     set_seed(params.seed)
     inputs = {
-        "model": input_ref(paths.model, "model"),
-        "trainset": input_ref(paths.trainset, "trainset"),
+        "model": checked_input(paths.model, "model"),
+        "trainset": checked_input(paths.trainset, "trainset", ["train.msgpack"]),
     }
     base = base_fingerprint(paths.model)
     model, tokenizer = load_causal_lm(paths.model, params.model_dtype)
