@@ -4,7 +4,7 @@ Document numbers are what artifacts exchange: document i of the index, of SPLADE
 rankings, of the token offsets and of the corpus must be one and the same document. A
 count cannot show that (the same documents in another order have the same count), but
 manifests can: each records the fingerprint of every input it was made from, and a
-fingerprint covers the sha256 of every file (docs/design.md, "Contracts").
+fingerprint covers the sha256 of every file (docs/design.md §8).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Everything downstream (tokens, index, decoder, training) must agree on one tokenizer, so
 the helpers here are the single place that adds RetroLLM's five tokens, builds the prompt
 and fingerprints the vocabulary. Loading never reaches the network: weights come from
-registry packages or local folders (see DESIGN.md, "Embedded defaults").
+registry packages or local folders (see docs/design.md §4).
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def is_chat_model(tokenizer: PreTrainedTokenizerBase) -> bool:
 
 
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, question: str) -> list[int]:
-    """The RetroLLM prompt (RETROLLM.md section 2) as token ids.
+    """The RetroLLM prompt (docs/method.md §2) as token ids.
 
     Control tokens typed inside a question are encoded as plain text, so a question can
     never open a clue or close the user turn.

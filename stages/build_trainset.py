@@ -1,4 +1,4 @@
-"""Stage build_trainset: RetroLLM training targets with loss masks (RETROLLM.md 8).
+"""Stage build_trainset: RetroLLM training targets with loss masks (docs/method.md §8).
 
 Steps: check the model, index, SPLADE and QA manifests (all made with one tokenizer and
 corpus), sample each dataset's answerable training questions, and for each batch of

@@ -107,7 +107,7 @@ class EvaluateParams(StageParams):
     datasets: list[str] = Field(description="prepare_qa datasets; dvc.yaml's matrix reads it.")
     split: Literal["train", "test"] = Field("test", description="Split to evaluate on.")
     answerable_only: bool = Field(
-        True, description="Only questions with a gold answer in the corpus (DESIGN.md)."
+        True, description="Only questions with a gold answer in the corpus (docs/design.md §4)."
     )
     limit: int | None = Field(
         None, ge=1, description="Questions sampled per dataset (same sample for every method)."

@@ -1,5 +1,5 @@
 """Stage sparse_expand: SPLADE document vectors of the corpus, and per question its
-expansion terms and SPLADE document ranking (RETROLLM.md 3-4).
+expansion terms and SPLADE document ranking (docs/method.md §3-4).
 
 Steps: check the corpus and every dataset's manifest (a dataset built from another
 corpus is refused), encode the documents into an inverted index (docs/), encode every
