@@ -33,14 +33,16 @@ def ask(args: argparse.Namespace) -> int:
     from retrollm.decoding import DecodeConfig
     from retrollm.decoding.pipeline import RetroLLM
     from retrollm.decoding.render import render
-    from stages.common import load_params, load_paths
+    from stages.common import load_params, load_paths, verify_contents
 
     torch.set_num_threads(args.threads)
     paths = load_paths(args.params)
     config = load_params("decode", DecodeConfig, args.params)
     if args.strategy:
         config = DecodeConfig.model_validate(config.model_dump() | {"strategy": args.strategy})
-    decoder = RetroLLM.from_artifacts(paths, config, adapter=args.adapter, stored_queries=False)
+    decoder = RetroLLM.from_artifacts(
+        paths, config, args.adapter, stored_queries=False, verify=verify_contents(args.params)
+    )
     prediction = decoder.answer([args.question])[0]
     if args.json:
         print(prediction.model_dump_json(indent=2))

@@ -1,4 +1,4 @@
-"""Stage build_trainset: RetroLLM training targets with loss masks (RETROLLM.md 8).
+"""Stage build_trainset: RetroLLM training targets with loss masks (docs/method.md §8).
 
 Steps: check the model, index, SPLADE and QA manifests (all made with one tokenizer and
 corpus), sample each dataset's answerable training questions, and for each batch of
@@ -29,19 +29,25 @@ from tqdm.auto import tqdm
 from retrollm.artifacts import (
     ArtifactError,
     atomic_dir,
-    input_ref,
     read_manifest,
     read_records,
     write_json,
     write_manifest,
     write_records,
 )
-from retrollm.corpus import load_corpus
+from retrollm.chain import asset_ref, check_chain
+from retrollm.corpus import DOCUMENTS_FILE, load_corpus
 from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.contexts import RetrievalContexts
 from retrollm.decoding.strategies import resolve_strategy
 from retrollm.index import CorpusIndex
-from retrollm.models import SpecialTokenIds, load_tokenizer, prompt_ids, tokenizer_fingerprint
+from retrollm.models import (
+    SpecialTokenIds,
+    load_tokenizer,
+    prompt_ids,
+    tokenizer_files,
+    tokenizer_fingerprint,
+)
 from retrollm.qa import load_qa
 from retrollm.retrieval.scorer import load_scorer
 from retrollm.training.masks import masked_share
@@ -55,7 +61,15 @@ from retrollm.training.trainset import (
 from schemas import Manifest, QARecord
 from schemas.retrieval import SparseQuery
 from schemas.training import TrainExample
-from stages.common import Paths, StageParams, load_params, load_paths, run_stage
+from stages.common import (
+    Paths,
+    StageParams,
+    checked_input,
+    load_params,
+    load_paths,
+    run_stage,
+    verify_contents,
+)
 
 SCHEMA_NAME = "trainset"
 SCHEMA_VERSION = 1
@@ -113,15 +127,12 @@ def retrieval(paths: Paths, decode: DecodeConfig, cache_windows: int) -> Retriev
     """The decoder's retrieval over the pipeline's artifacts, as evaluate loads it."""
     tokenizer = load_tokenizer(paths.model)
     fingerprint = tokenizer_fingerprint(tokenizer)
-    tokens_manifest = read_manifest(paths.tokens, "tokens")
-    if tokens_manifest.extra.get("tokenizer_fingerprint") != fingerprint:
-        raise ArtifactError(f"{paths.tokens}: made with another tokenizer than {paths.model}")
+    # By fingerprint, not by count: the same documents in another order must not pass.
+    check_chain(paths, fingerprint, splade=True)
     index = CorpusIndex.load(paths.index, expected_tokenizer_fingerprint=fingerprint)
     corpus = load_corpus(paths.corpus)
-    if len(corpus) != index.n_docs:
-        raise ArtifactError(f"{paths.corpus} has {len(corpus)} documents, {paths.index} "
-                            f"indexes {index.n_docs}: rebuild the index")  # fmt: skip
     scorer_dir = decode.scorer_model or Path(paths.assets) / "biencoder"
+    asset_ref(paths.assets, Path(scorer_dir), verify_contents())
     scorer = load_scorer(
         decode.scorer, scorer_dir, decode.scorer_max_length, activation=decode.scorer_activation
     )
@@ -131,12 +142,15 @@ def retrieval(paths: Paths, decode: DecodeConfig, cache_windows: int) -> Retriev
 
 def main(params: BuildTrainsetParams, decode: DecodeConfig, paths: Paths) -> dict[str, int]:
     torch.set_num_threads(params.threads)
+    model_files = tokenizer_files(read_manifest(paths.model, "model").files)
+    datasets = params.datasets
+    queries = [f"queries/{d}/train.msgpack" for d in datasets]
     inputs = {
-        "model": input_ref(paths.model, "model"),
-        "corpus": input_ref(paths.corpus, "corpus"),
-        "index": input_ref(paths.index, "index"),
-        "splade": input_ref(paths.splade, "splade"),
-        **{f"qa/{d}": input_ref(paths.qa / d, "qa") for d in params.datasets},
+        "model": checked_input(paths.model, "model", model_files),
+        "corpus": checked_input(paths.corpus, "corpus", [DOCUMENTS_FILE]),
+        "index": checked_input(paths.index, "index"),
+        "splade": checked_input(paths.splade, "splade", queries),
+        **{f"qa/{d}": checked_input(paths.qa / d, "qa", ["train.msgpack"]) for d in datasets},
     }
     contexts = retrieval(paths, decode, params.cache_windows)
     tokenizer = contexts.tokenizer

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from retrollm.artifacts import verified_ref
+from schemas.manifest import InputRef
 
 ParamsT = TypeVar("ParamsT", bound=BaseModel)
 PARAMS_FILE = Path(os.environ.get("RETROLLM_PARAMS", "params.yaml"))
@@ -42,6 +45,16 @@ class Paths(StageParams):
     )
     eval: Path = Field(Path("data/eval"), description="evaluate outputs.")
     report: Path = Field(Path("data/report"), description="report output.")
+
+
+class ArtifactsParams(StageParams):
+    """The `artifacts:` section: how far a stage trusts the files it reads."""
+
+    verify: bool = Field(
+        True,
+        description="Re-hash every input file a stage reads against its manifest before use "
+        "(false: sizes only, with a warning; for corpora too large to re-hash on each run).",
+    )
 
 
 def load_yaml(path: Path = PARAMS_FILE) -> dict[str, Any]:
@@ -85,6 +98,22 @@ def load_params(section: str, model: type[ParamsT], path: Path = PARAMS_FILE) ->
 
 def load_paths(path: Path = PARAMS_FILE) -> Paths:
     return load_params("paths", Paths, path)
+
+
+def verify_contents(path: Path = PARAMS_FILE) -> bool:
+    """Whether stages re-hash their inputs (`artifacts.verify`); not a DVC param, since it
+    changes no output. Without a params file (a stage called from code), they do."""
+    if not path.is_file():
+        return True
+    return load_params("artifacts", ArtifactsParams, path).verify
+
+
+def checked_input(
+    folder: Path, schema_name: str | None, names: Iterable[str] | None = None
+) -> InputRef:
+    """An input's ref after verifying the files the stage reads from it (`names`: file
+    names or folder prefixes ending in '/'; None: all)."""
+    return verified_ref(folder, schema_name, names, content=verify_contents())
 
 
 def run_stage(name: str, main: Callable[[], dict[str, int] | None]) -> None:

@@ -33,20 +33,31 @@ from retrollm.artifacts import (
     ArtifactError,
     atomic_dir,
     code_fingerprint,
+    input_ref,
     read_manifest,
     write_json,
     write_manifest,
     write_records,
 )
 from retrollm.baselines import BaselineConfig, run_baseline
+from retrollm.chain import asset_ref, made_from, tokens_of_corpus
 from retrollm.evaluation import ResumeFile, resume_key, run_checkpointed, select_questions
 from retrollm.metrics import aggregate, score
 from retrollm.qa import load_qa
 from retrollm.retrieval.rag import Retriever, bm25_search, dense_search
 from schemas.manifest import InputRef, Manifest
 from schemas.prediction import Prediction
-from stages.common import Paths, StageParams, load_params, load_paths, load_yaml, run_stage
-from stages.dense_index import DenseParams
+from stages.common import (
+    Paths,
+    StageParams,
+    checked_input,
+    load_params,
+    load_paths,
+    load_yaml,
+    run_stage,
+    verify_contents,
+)
+from stages.dense_index import DENSE_SCHEMA, DenseParams
 
 # The code that decides a prediction: in the resume key, so a checkpoint written by other
 # code is never resumed.
@@ -102,7 +113,7 @@ class EvaluateParams(StageParams):
     datasets: list[str] = Field(description="prepare_qa datasets; dvc.yaml's matrix reads it.")
     split: Literal["train", "test"] = Field("test", description="Split to evaluate on.")
     answerable_only: bool = Field(
-        True, description="Only questions with a gold answer in the corpus (DESIGN.md)."
+        True, description="Only questions with a gold answer in the corpus (docs/design.md §4)."
     )
     limit: int | None = Field(
         None, ge=1, description="Questions sampled per dataset (same sample for every method)."
@@ -166,11 +177,8 @@ class EvaluateParams(StageParams):
         return every[method]
 
 
-def _ref(folder: Path) -> InputRef:
-    manifest = read_manifest(folder)
-    return InputRef(
-        path=str(folder), schema_name=manifest.schema_name, fingerprint=manifest.fingerprint
-    )
+# An input: (folder, schema name, the files read from it; None: every file).
+Input = tuple[Path, str, list[str] | None]
 
 
 def rag_retriever(spec: MethodSpec, paths: Paths) -> Retriever | None:
@@ -183,21 +191,43 @@ def rag_retriever(spec: MethodSpec, paths: Paths) -> Retriever | None:
     return {"rag-bm25": "bm25", "rag-dense": "dense"}.get(spec.kind)  # type: ignore[return-value]
 
 
-def _inputs(spec: MethodSpec, paths: Paths, dataset: str, dense: Path) -> dict[str, Path]:
-    """The artifacts a method reads; each one's manifest is checked and recorded."""
-    inputs = {"qa": paths.qa / dataset, "model": paths.model}
+def _inputs(
+    spec: MethodSpec, paths: Paths, dataset: str, split: str, dense: Path
+) -> dict[str, Input]:
+    """The artifacts a method reads, with the files it reads from each."""
+    inputs: dict[str, Input] = {
+        "qa": (paths.qa / dataset, "qa", [f"{split}.msgpack"]),
+        "model": (paths.model, "model", None),
+    }
+    corpus: Input = (paths.corpus, "corpus", ["documents.msgpack"])
     if spec.kind.startswith("rag"):
-        inputs |= {"corpus": paths.corpus, "tokens": paths.tokens}
+        inputs |= {"corpus": corpus, "tokens": (paths.tokens, "tokens", ["doc_offsets.npy"])}
     if rag_retriever(spec, paths) == "dense":
-        inputs["dense"] = dense
+        inputs["dense"] = (dense, DENSE_SCHEMA, None)
     if spec.kind == "rag-lora":
-        inputs |= {"rag_trainset": paths.rag_trainset, "rag_adapter": paths.rag_adapter}
+        inputs["rag_trainset"] = (paths.rag_trainset, "trainset", [])
+        inputs["rag_adapter"] = (paths.rag_adapter, "adapter", None)
     if spec.kind == "retrollm":
-        inputs |= {"corpus": paths.corpus, "index": paths.index, "splade": paths.splade}
-        inputs["assets"] = paths.assets  # SPLADE and the window scorer
+        inputs |= {"corpus": corpus, "index": (paths.index, "index", None)}
+        inputs["splade"] = (paths.splade, "splade", None)
     if spec.adapter:
-        inputs["adapter"] = paths.adapter
+        inputs["adapter"] = (paths.adapter, "adapter", None)
     return inputs
+
+
+def _checked_inputs(
+    spec: MethodSpec, params: EvaluateParams, paths: Paths, dataset: str
+) -> dict[str, InputRef]:
+    """Each input's manifest checked, its files verified, and its ref for the manifest.
+    The decoder verifies the models it reads from the assets (SPLADE, window scorer)
+    itself, since its config names them (RetroLLM.from_artifacts)."""
+    folders = _inputs(spec, paths, dataset, params.split, params.dense.index)
+    refs = {name: checked_input(*folder) for name, folder in folders.items()}
+    if rag_retriever(spec, paths) == "dense":
+        asset_ref(paths.assets, params.dense.model, verify_contents())
+    if spec.kind == "retrollm":
+        refs["assets"] = input_ref(paths.assets, "assets")
+    return refs
 
 
 def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Paths):  # type: ignore[no-untyped-def]
@@ -208,7 +238,7 @@ def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Pat
         base = load_params("decode", DecodeConfig)
         config = DecodeConfig.model_validate(base.model_dump() | spec.decode)
         adapter = paths.adapter if spec.adapter else None
-        decoder = RetroLLM.from_artifacts(paths, config, adapter=adapter)
+        decoder = RetroLLM.from_artifacts(paths, config, adapter=adapter, verify=verify_contents())
 
         def answer(questions: Sequence[Any]) -> list[Prediction]:
             made = decoder.answer(list(questions))
@@ -228,6 +258,7 @@ def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Pat
         from retrollm.baselines import PassageFormatter
         from retrollm.corpus import load_corpus
 
+        tokens_of_corpus(paths)  # the offsets must be this corpus's documents, in order
         corpus = load_corpus(paths.corpus)
         offsets = np.load(paths.tokens / "doc_offsets.npy", mmap_mode="r")
         formatter = PassageFormatter(tokenizer, corpus, offsets, config.max_passage_tokens)
@@ -236,6 +267,10 @@ def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Pat
             search = bm25_search(texts)
         else:
             dense = params.dense
+            made_from(
+                dense.index, read_manifest(dense.index, DENSE_SCHEMA), "corpus", paths.corpus,
+                read_manifest(paths.corpus, "corpus"),
+            )  # fmt: skip
             search = dense_search(
                 dense.index, dense.model, dense.max_length, dense.batch_size, len(texts)
             )
@@ -273,13 +308,16 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
     paths = load_paths()
     spec = params.spec(method)
     torch.set_num_threads(params.threads)
-    inputs = {
-        name: _ref(folder)
-        for name, folder in _inputs(spec, paths, dataset, params.dense.index).items()
-    }
+    inputs = _checked_inputs(spec, params, paths, dataset)
     records = load_qa(paths.qa / dataset, params.split)
     limit = spec.limit if spec.limit is not None else params.limit
     questions = select_questions(records, limit, params.seed, params.answerable_only)
+    if not questions:
+        which = "answerable questions" if params.answerable_only else "questions"
+        raise ArtifactError(
+            f"{paths.qa / dataset / f'{params.split}.msgpack'}: no {which} to evaluate "
+            f"({len(records)} in the split); a metrics row over none would mean nothing"
+        )
     # What decides the predictions (not threads or chunking) goes in manifest and resume key.
     unused = {"threads", "chunk_size", "baseline_methods", "methods", "adapter_methods"}
     unused |= {"rag_lora_methods"}

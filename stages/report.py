@@ -26,7 +26,14 @@ from retrollm.funnel import FunnelRow
 from retrollm.funnel import markdown as markdown_funnel
 from retrollm.stats import PairedComparison, compare
 from schemas.manifest import Manifest
-from stages.common import StageParams, load_params, load_paths, load_yaml, run_stage
+from stages.common import (
+    StageParams,
+    checked_input,
+    load_params,
+    load_paths,
+    load_yaml,
+    run_stage,
+)
 
 REPORT_SCHEMA = "report"
 REPORT_VERSION = 1
@@ -350,13 +357,22 @@ def build_report(
     return {"rows": len(results), "loss_points": len(loss)}
 
 
+def verify_cells(eval_dir: Path, cells: list[tuple[str, str]]) -> None:
+    """The files read from each evaluate output match its manifest."""
+    for dataset, method in cells:
+        folder = Path(eval_dir) / dataset / method
+        checked_input(folder, "eval", ["metrics.json", "scores.json"])
+
+
 def report() -> dict[str, int]:
     paths = load_paths()
     params = load_params("report", ReportParams)
+    cells = configured_cells()
+    verify_cells(paths.eval, cells)
     # The loss curve comes from wherever the train stage logs (one place: train.live_dir).
     live_dir = (load_yaml().get("train") or {}).get("live_dir")
     train_log = Path(live_dir) if live_dir else None
-    return build_report(paths.eval, paths.report, params, configured_cells(), train_log)
+    return build_report(paths.eval, paths.report, params, cells, train_log)
 
 
 if __name__ == "__main__":

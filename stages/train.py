@@ -37,7 +37,6 @@ from retrollm.artifacts import (
     ArtifactError,
     atomic_dir,
     code_fingerprint,
-    input_ref,
     read_manifest,
     read_records,
 )
@@ -49,7 +48,7 @@ from retrollm.training.loop import LoopConfig, mean_example_weight, train
 from retrollm.training.lora import LLAMA_TARGET_MODULES, lora_config, wrap_model
 from schemas import Manifest
 from schemas.training import TrainExample
-from stages.common import Paths, StageParams, load_params, load_paths, run_stage
+from stages.common import Paths, StageParams, checked_input, load_params, load_paths, run_stage
 
 SCHEMA_NAME = "adapter"
 SCHEMA_VERSION = 1
@@ -173,8 +172,8 @@ def main(
     set_seed(params.seed)
     trainset, adapter = variant_paths(paths, variant)
     inputs = {
-        "model": input_ref(paths.model, "model"),
-        "trainset": input_ref(trainset, "trainset"),
+        "model": checked_input(paths.model, "model"),
+        "trainset": checked_input(trainset, "trainset", ["train.msgpack"]),
     }
     base = base_fingerprint(paths.model)
     model, tokenizer = load_causal_lm(paths.model, params.model_dtype)

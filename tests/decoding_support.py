@@ -49,6 +49,18 @@ def build_index(
     return CorpusIndex.build(tokens, offsets, tokenizer_fingerprint=fingerprint)
 
 
+def tokens_and_index(paths: Any) -> None:
+    """Run tokenize_corpus and build_index on `paths` (stages.common.Paths): their
+    manifests then form the chain corpus -> tokens -> index that loaders check."""
+    from stages.build_index import BuildIndexParams
+    from stages.build_index import main as build_index_stage
+    from stages.tokenize_corpus import TokenizeCorpusParams
+    from stages.tokenize_corpus import main as tokenize_stage
+
+    tokenize_stage(TokenizeCorpusParams(batch_size=8), paths)
+    build_index_stage(BuildIndexParams(), paths)
+
+
 class OverlapSparse:
     """SPLADE stand-in: question words as expansion terms, documents by shared words."""
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from retrollm.__main__ import main
-from retrollm.artifacts import write_manifest, write_records
-from retrollm.models import load_tokenizer, tokenizer_fingerprint
+from retrollm.artifacts import input_ref, write_manifest, write_records
 from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
 from schemas.manifest import Manifest
-from tests.decoding_support import build_index, fixture_corpus, one_torch_thread
+from stages.common import Paths
+from tests.decoding_support import fixture_corpus, one_torch_thread, tokens_and_index
 from tests.params_support import write_params
 from tests.retrieval_tiny import tiny_biencoder, tiny_splade
 
@@ -30,9 +30,11 @@ def params_file(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         schema_name="corpus", schema_version=1, stage="test", counts={"documents": len(corpus)}
     )
     write_manifest(root / "corpus", manifest)
-    tokenizer = load_tokenizer(tiny_model_dir)
-    index = build_index(tokenizer, corpus, tokenizer_fingerprint(tokenizer))
-    index.save(root / "index")
+    paths = Paths(
+        assets=root / "assets", corpus=root / "corpus", model=tiny_model_dir,
+        tokens=root / "tokens", index=root / "index", splade=root / "splade",
+    )  # fmt: skip
+    tokens_and_index(paths)
     assets = root / "assets"
     assets.mkdir()
     tiny_splade(assets / "splade", texts)
@@ -40,10 +42,13 @@ def params_file(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     with one_torch_thread():
         encoder = SpladeEncoder(assets / "splade")
         SparseDocIndex.build(encoder.encode(texts)).save(root / "splade" / "docs")
-    paths = {"assets": assets, "corpus": root / "corpus", "model": tiny_model_dir,
-             "index": root / "index", "splade": root / "splade"}  # fmt: skip
+    splade = Manifest(
+        schema_name="splade", schema_version=1, stage="test",
+        inputs={"corpus": input_ref(paths.corpus, "corpus")},
+    )  # fmt: skip
+    write_manifest(paths.splade, splade)
     params = {
-        "paths": {k: str(v) for k, v in paths.items()},
+        "paths": {k: str(v) for k, v in paths.model_dump().items()},
         "decode": {"batch_size": 2, "max_answer_tokens": 8},
     }
     return write_params(root / "params.yaml", params)

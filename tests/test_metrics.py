@@ -1,4 +1,4 @@
-"""Metrics against cases worked out by hand (FlashRAG's definitions, RETROLLM.md 9)."""
+"""Metrics against cases worked out by hand (FlashRAG's definitions, docs/method.md §9)."""
 
 from __future__ import annotations
 

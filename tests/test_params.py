@@ -14,6 +14,7 @@ from stages.common import load_params
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = {  # params.yaml section -> the typed model that reads it
     "paths": "stages.common:Paths",
+    "artifacts": "stages.common:ArtifactsParams",
     "fetch_assets": "stages.fetch_assets:FetchAssetsParams",
     "prepare_corpus": "stages.prepare_corpus:PrepareCorpusParams",
     "prepare_qa": "stages.prepare_qa:PrepareQAParams",

@@ -110,3 +110,21 @@ def test_a_configured_cell_without_results_is_an_error(tmp_path: Path) -> None:
         )
     # Without a configuration every cell found is reported.
     assert build_report(tmp_path / "eval", tmp_path / "report", params)["rows"] == 1
+
+
+def test_a_tampered_evaluate_output_is_refused(tmp_path: Path) -> None:
+    from retrollm.artifacts import write_manifest
+    from schemas.manifest import Manifest
+    from stages.report import verify_cells
+
+    rows = [_metrics("nq", "direct", 10.0, 60), _metrics("nq", "rag-bm25", 20.0, 900)]
+    _write(tmp_path / "eval", rows)
+    for row in rows:
+        folder = tmp_path / "eval" / row["dataset"] / row["method"]
+        write_manifest(folder, Manifest(schema_name="eval", schema_version=1, stage="test"))
+    cells = [("nq", "direct"), ("nq", "rag-bm25")]
+    verify_cells(tmp_path / "eval", cells)
+    metrics = tmp_path / "eval" / "nq" / "rag-bm25" / "metrics.json"
+    metrics.write_text(metrics.read_text().replace('"acc": 20.0', '"acc": 90.0'))
+    with pytest.raises(ArtifactError, match=r"nq/rag-bm25/metrics\.json: sha256 differs"):
+        verify_cells(tmp_path / "eval", cells)

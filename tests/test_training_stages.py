@@ -14,18 +14,18 @@ import pytest
 
 from retrollm.artifacts import (
     atomic_dir,
+    input_ref,
     read_manifest,
     read_records,
     write_manifest,
     write_records,
 )
-from retrollm.index import CorpusIndex
 from retrollm.models import load_tokenizer, tokenizer_fingerprint
 from schemas import Manifest, QARecord
 from schemas.retrieval import SparseQuery
 from schemas.training import TrainExample
 from stages.common import Paths
-from tests.decoding_support import fixture_corpus
+from tests.decoding_support import fixture_corpus, tokens_and_index
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _WORD = re.compile(r"[a-z0-9]+")
@@ -61,17 +61,8 @@ def artifacts(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     with atomic_dir(paths.corpus) as out:
         write_records(out / "documents.msgpack", fixture_corpus())
         _manifest(out, "corpus")
-    ids = tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum([len(i) for i in ids], out=offsets[1:])
-    index = CorpusIndex.build(
-        np.concatenate([np.asarray(i) for i in ids]), offsets, "pydivsufsort", fingerprint
-    )
-    index.save(paths.index)
-    _manifest(paths.index, "index", tokenizer_fingerprint=fingerprint)
-    paths.tokens.mkdir()
-    np.save(paths.tokens / "doc_offsets.npy", offsets)
-    _manifest(paths.tokens, "tokens", tokenizer_fingerprint=fingerprint)
+    tokens_and_index(paths)
+    assert read_manifest(paths.index, "index").extra["tokenizer_fingerprint"] == fingerprint
     questions = [
         QARecord.model_validate({**json.loads(line), "answerable": True})
         for line in (FIXTURES / "qa_train.jsonl").read_text().splitlines()
@@ -93,7 +84,10 @@ def artifacts(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     with atomic_dir(paths.splade) as out:
         (out / "queries" / "tiny").mkdir(parents=True)
         write_records(out / "queries" / "tiny" / "train.msgpack", queries)
-        _manifest(out, "splade")
+        write_manifest(out, Manifest(
+            schema_name="splade", schema_version=1, stage="test",
+            inputs={"corpus": input_ref(paths.corpus, "corpus")},
+        ))  # fmt: skip
     tiny_biencoder(root / "biencoder", texts)
     return paths
 

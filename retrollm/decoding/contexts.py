@@ -1,6 +1,6 @@
 """The per-question retrieval step, run once when a hypothesis closes its clue block:
 candidate documents (eq. 4-8), the document-level index over them, and the kept future
-windows with their relevance (RETROLLM.md 4-5).
+windows with their relevance (docs/method.md §4-5).
 
 The retrieval itself lives in retrollm.retrieval (candidates, windows, scorer); this module
 only wires it to a hypothesis, batches the relevance model over all hypotheses that leave

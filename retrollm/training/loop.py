@@ -1,7 +1,7 @@
 """The training loop: Accelerate, AdamW, linear warmup and decay, gradient accumulation,
 RetroLLM's weighted token loss, periodic checkpoints and exact resumption.
 
-Loss (RETROLLM.md 8): L = sum_t w_t * NLL_t over the target tokens, w_t from the loss mask
+Loss (docs/method.md §8): L = sum_t w_t * NLL_t over the target tokens, w_t from the loss mask
 (1 for clue, structure and kept evidence tokens, gamma for answer tokens, 0 elsewhere).
 The sum is divided by a *fixed* denominator, D = examples per optimizer step x the mean
 total weight of a training example (computed once over the training set), never by the

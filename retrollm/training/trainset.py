@@ -1,4 +1,4 @@
-"""Build one training example per question (RETROLLM.md section 8), through the
+"""Build one training example per question (docs/method.md §8), through the
 decoder's own retrieval, so that every target evidence is one the decoder can be steered
 to at test time.
 
