@@ -142,9 +142,7 @@ def _passage(corpus: CorpusView, doc: int, text: str, golds: list[str], **extra)
     return PassageView(doc=doc, text=text, text_gold=spans, gold=bool(spans), **extra)
 
 
-def method_view(
-    p: Prediction, windowed: bool, retrieves: bool, corpus: CorpusView
-) -> MethodView:
+def method_view(p: Prediction, windowed: bool, retrieves: bool, corpus: CorpusView) -> MethodView:
     golds = p.golden_answers
     s = score(p)
     candidates = []
