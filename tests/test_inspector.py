@@ -136,3 +136,36 @@ def test_load_cell_names_the_bad_file(tmp_path: Path) -> None:
         load_cell(tmp_path, "nq", "y")
     write_records(folder / "predictions.msgpack", support.cells()[0][2])
     assert len(load_cell(tmp_path, "nq", "y").predictions) == len(support.QUESTIONS)
+
+
+def test_inspect_command_prints_and_opens_the_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import webbrowser
+
+    from retrollm.__main__ import main
+
+    params = tmp_path / "params.yaml"
+    params.write_text(f"paths:\n  report: {tmp_path / 'report'}\n")
+    page = tmp_path / "report" / "inspect" / "index.html"
+    assert main(["inspect", "--params", str(params)]) == 1
+    assert f"{page}: not built yet" in capsys.readouterr().err
+    page.parent.mkdir(parents=True)
+    page.write_text("<html></html>")
+    opened: list[str] = []
+
+    class Browser:
+        def open(self, url: str) -> bool:
+            opened.append(url)
+            return True
+
+    monkeypatch.setattr(webbrowser, "get", lambda: Browser())
+    assert main(["inspect", "--params", str(params), "--open"]) == 0
+    assert capsys.readouterr().out.strip() == str(page) and opened == [page.as_uri()]
+
+    def no_browser() -> None:
+        raise webbrowser.Error("could not locate runnable browser")
+
+    monkeypatch.setattr(webbrowser, "get", no_browser)
+    assert main(["inspect", "--params", str(params), "--open"]) == 0
+    assert "no browser found here" in capsys.readouterr().err

@@ -20,6 +20,8 @@ from retrollm.inspector.data import PageData
 
 ASSETS = Path(__file__).parent / "assets"
 PAGE_FILE = "index.html"
+# One script in one function scope, in this order (later files call the earlier ones).
+SCRIPTS = ("marks.js", "cards.js", "filters.js")
 _JSON_UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                 "\u2028": "\\u2028", "\u2029": "\\u2029"}  # fmt: skip
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -39,7 +41,8 @@ def _csp(script: str) -> str:
 def render_page(data: PageData) -> str:
     """The page's HTML text for `data`."""
     template = (ASSETS / "page.html").read_text(encoding="utf-8")
-    script = (ASSETS / "inspector.js").read_text(encoding="utf-8")
+    parts = [(ASSETS / "js" / name).read_text(encoding="utf-8") for name in SCRIPTS]
+    script = '(function () {\n"use strict";\n' + "\n".join(parts) + "})();\n"
     values = {
         "title": html.escape(data.title),
         "csp": html.escape(_csp(script)),
