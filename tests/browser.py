@@ -29,11 +29,12 @@ def find_browser() -> str:
     pytest.skip("no headless browser here: apt-get install chromium (or set RETROLLM_BROWSER)")
 
 
-def dump_dom(browser: str, url: str, profile: Path, wait_ms: int = 0) -> str:
-    """The DOM after the page's scripts ran. Every host name resolves to nothing, so a
-    page that reached for the network would show it. `wait_ms` of virtual time lets
-    asynchronous rendering (Vega) finish first."""
-    command = [browser, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
+def dump_dom(browser: str | list[str], url: str, profile: Path, wait_ms: int = 0) -> str:
+    """The DOM after the page's scripts ran (`browser`: the binary, or it and more flags).
+    Every host name resolves to nothing, so a page that reached for the network would
+    show it. `wait_ms` of virtual time lets asynchronous work (Vega, frames) finish."""
+    binary = [browser] if isinstance(browser, str) else list(browser)
+    command = [*binary, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
                f"--user-data-dir={profile}", "--host-resolver-rules=MAP * ~NOTFOUND"]  # fmt: skip
     if wait_ms:
         command.append(f"--virtual-time-budget={wait_ms}")

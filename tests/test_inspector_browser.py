@@ -110,3 +110,38 @@ def test_dvc_plots_show_renders_offline(browser: str, tmp_path: Path) -> None:
                               tmp_path / "profile", wait_ms=5000))  # fmt: skip
     drawn = [n for n in nodes if n.tag in ("svg", "canvas") and "marks" in n.classes]
     assert drawn, "Vega drew nothing: the plot is blank"
+
+
+HARNESS = """<!DOCTYPE html><html><body><pre id="out">not run</pre>
+<iframe id="page" src="index.html"></iframe><script>
+document.getElementById("page").addEventListener("load", () => {
+  const win = document.getElementById("page").contentWindow, doc = win.document;
+  const shown = () => [...doc.querySelectorAll("article")].map((a) => a.dataset.qid).join(",");
+  const set = (id, value, kind) => {
+    const input = doc.getElementById(id);
+    input.value = value;
+    input.dispatchEvent(new Event(kind));
+  };
+  const out = [];
+  set("f-compare", "full-wrong-rag-right", "change");
+  out.push(shown(), win.location.hash);
+  set("f-compare", "", "change");
+  set("f-q", "NEEDLE", "input");
+  out.push(shown(), win.location.hash);
+  document.getElementById("out").textContent = out.join("\\n");
+});
+</script></body></html>
+"""
+
+
+def test_the_controls_filter_and_keep_the_view_in_the_url(
+    browser: str, page: Path, tmp_path: Path
+) -> None:
+    # A page next to the inspector drives its controls as a person would; file:// pages
+    # may read each other only with --allow-file-access-from-files.
+    harness = page.parent / "harness.html"
+    harness.write_text(HARNESS)
+    command = [browser, "--allow-file-access-from-files"]
+    nodes = elements(dump_dom(command, harness.as_uri(), tmp_path / "profile", wait_ms=5000))
+    out = next(n for n in nodes if n.attrs.get("id") == "out").text.splitlines()
+    assert out == ["nq/q-eiffel", "#compare=full-wrong-rag-right", "nq/q-long", "#q=NEEDLE"]
