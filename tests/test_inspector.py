@@ -126,6 +126,13 @@ def test_a_long_document_shown_by_two_methods_is_embedded_once() -> None:
     assert support.LONG_BYTES < len(page.encode()) < 3 * support.LONG_BYTES
 
 
+def test_predictions_from_another_corpus_are_refused() -> None:
+    cells = [Cell(d, m, p) for d, m, p in support.cells()]
+    small = CorpusView(support.corpus()[:3])
+    with pytest.raises(ArtifactError, match=r"nq/rag-bm25, question q-eiffel: document 15"):
+        page_data(cells, small, support.FULL, support.RAGS)
+
+
 def test_load_cell_names_the_bad_file(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match=r"nq/x/predictions.msgpack: missing"):
         load_cell(tmp_path, "nq", "x")

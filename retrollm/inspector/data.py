@@ -10,10 +10,12 @@ for many questions and methods is stored once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from retrollm.artifacts import ArtifactError
 from retrollm.funnel import STEPS, funnel
 from retrollm.inspector.spans import Span, gold_spans, locate
 from retrollm.metrics import has_answer, score
@@ -110,10 +112,22 @@ class CorpusView:
 
     records: Sequence[CorpusRecord]
     span_text: Callable[[int, int], str] | None = None
-    shown: set[int] = field(default_factory=set, init=False)  # documents the page embeds
 
     def text(self, doc: int) -> str:
         return self.records[doc].contents
+
+
+def _check_documents(cell: Cell, p: Prediction, n_docs: int) -> None:
+    """Traces must name documents of this corpus (evidence written outside it: -1)."""
+    named = [d.doc_index for d in p.documents] + [w.doc_index for w in p.windows]
+    named += [e.doc_index for e in p.evidences if e.verbatim or e.doc_index != -1]
+    named += [d for d, _, _ in p.located_windows]
+    bad = [d for d in named if not 0 <= d < n_docs]
+    if bad:
+        raise ArtifactError(
+            f"{cell.dataset}/{cell.method}, question {p.id}: document {bad[0]} is not in the "
+            f"corpus of {n_docs} documents; were these predictions made on another corpus?"
+        )
 
 
 def _steps(
@@ -133,29 +147,35 @@ def _steps(
     return steps
 
 
-def _passage(corpus: CorpusView, doc: int, text: str, golds: list[str], **extra) -> PassageView:
-    at = locate(corpus.text(doc), text) if 0 <= doc < len(corpus.records) else None
+def _passage(
+    corpus: CorpusView, shown: set[int], doc: int, text: str, golds: list[str], **extra: Any
+) -> PassageView:
+    at = locate(corpus.text(doc), text) if doc >= 0 else None
     if at is not None:
-        corpus.shown.add(doc)
+        shown.add(doc)
         return PassageView(doc=doc, at=at, gold=has_answer(text, golds), **extra)
     spans = gold_spans(text, golds)
     return PassageView(doc=doc, text=text, text_gold=spans, gold=bool(spans), **extra)
 
 
-def method_view(p: Prediction, windowed: bool, retrieves: bool, corpus: CorpusView) -> MethodView:
+def method_view(
+    p: Prediction, windowed: bool, retrieves: bool, corpus: CorpusView, shown: set[int]
+) -> MethodView:
+    """One method's answer and trace for one question; `shown` collects the documents
+    whose text the page must embed."""
     golds = p.golden_answers
     s = score(p)
-    candidates = []
+    candidates: list[CandidateView] = []
     for d in p.documents:
         gold = has_answer(corpus.text(d.doc_index), golds)
         if gold:  # the page shows gold-bearing candidates: why did they lose?
-            corpus.shown.add(d.doc_index)
+            shown.add(d.doc_index)
         candidates.append(CandidateView(doc=d.doc_index, fused=d.score, clue_score=d.clue_score,
                                         clue_rank=d.clue_rank, sparse_rank=d.sparse_rank,
                                         gold=gold))  # fmt: skip
-    windows = [_passage(corpus, w.doc_index, w.text, golds, score=w.score, weight=w.weight,
-                        clue=w.clue) for w in p.windows]  # fmt: skip
-    evidences = [_passage(corpus, e.doc_index, e.text, golds, window=e.window,
+    windows = [_passage(corpus, shown, w.doc_index, w.text, golds, score=w.score,
+                        weight=w.weight, clue=w.clue) for w in p.windows]  # fmt: skip
+    evidences = [_passage(corpus, shown, e.doc_index, e.text, golds, window=e.window,
                           verbatim=e.verbatim) for e in p.evidences]  # fmt: skip
     steps = _steps(p, windowed, retrieves, corpus)
     return MethodView(
@@ -177,27 +197,28 @@ def page_data(
     """Questions in first-seen order (datasets, then the order of the first cell that
     has them); every method that answered a question is shown for it."""
     questions: dict[str, QuestionView] = {}
+    shown: set[int] = set()
     for cell in cells:
         # The funnel's own test for a method with RetroLLM's steps, over the whole cell.
         windowed = any(p.documents or p.windows for p in cell.predictions)
         retrieves = windowed or any(p.evidences for p in cell.predictions)
         for p in cell.predictions:
+            _check_documents(cell, p, len(corpus.records))
             key = f"{cell.dataset}/{p.id}"
             question = questions.setdefault(key, QuestionView(
                 key=key, dataset=cell.dataset, id=p.id, question=p.question,
                 golds=p.golden_answers, methods={}, gold={},
             ))  # fmt: skip
-            question.methods[cell.method] = method_view(p, windowed, retrieves, corpus)
-    shown = corpus.shown
+            question.methods[cell.method] = method_view(p, windowed, retrieves, corpus, shown)
     for question in questions.values():
         docs = {v.doc for m in question.methods.values() for v in (*m.windows, *m.evidences)}
         docs |= {c.doc for m in question.methods.values() for c in m.candidates if c.gold}
         question.gold = {d: gold_spans(corpus.text(d), question.golds)
                          for d in sorted(docs & shown)}  # fmt: skip
-    documents = {}
+    documents: dict[int, DocumentView] = {}
     for m in (m for q in questions.values() for m in q.methods.values()):
         for d in [c.doc for c in m.candidates] + [v.doc for v in (*m.windows, *m.evidences)]:
-            if 0 <= d < len(corpus.records) and d not in documents:
+            if d >= 0 and d not in documents:
                 record = corpus.records[d]
                 text = record.contents if d in shown else None
                 documents[d] = DocumentView(title=record.title, id=record.id, text=text)
