@@ -176,3 +176,14 @@ def test_inspect_command_prints_and_opens_the_page(
     monkeypatch.setattr(webbrowser, "get", no_browser)
     assert main(["inspect", "--params", str(params), "--open"]) == 0
     assert "no browser found here" in capsys.readouterr().err
+
+
+def test_a_question_without_gold_answers_has_no_outcome_and_no_funnel(tmp_path: Path) -> None:
+    from retrollm.inspector import write_one
+
+    asked = support.cells()[3][2][0].model_copy(update={"golden_answers": []})
+    page = write_one(asked, support.corpus(), support.span_text, tmp_path / "a" / "one.html")
+    payload = page.read_text().split('id="inspector-data">')[1].split("</script>")[0]
+    view = json.loads(payload)["questions"][0]["methods"][support.FULL]
+    assert "acc" not in view and "lost" not in view and view["steps"] == {}  # all None
+    assert view["evidences"][0]["at"] and view["clues"] == asked.clues

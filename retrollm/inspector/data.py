@@ -55,11 +55,13 @@ class PassageView(BaseModel):
 
 
 class MethodView(BaseModel):
+    """None scores and steps: a question without gold answers (`ask`)."""
+
     answer: str
     answer_gold: list[Span]
-    acc: float
-    em: float
-    f1: float
+    acc: float | None
+    em: float | None
+    f1: float | None
     tokens: int
     status: str
     well_formed: bool
@@ -178,8 +180,12 @@ def method_view(
     evidences = [_passage(corpus, shown, e.doc_index, e.text, golds, window=e.window,
                           verbatim=e.verbatim) for e in p.evidences]  # fmt: skip
     steps = _steps(p, windowed, retrieves, corpus)
+    scores: dict[str, float | None] = {"acc": s.acc, "em": s.em, "f1": s.f1}
+    if not golds:  # nothing to score against: no outcome, no funnel
+        scores = dict.fromkeys(scores)
+        steps = dict.fromkeys(STEPS)
     return MethodView(
-        answer=p.answer, answer_gold=gold_spans(p.answer, golds), acc=s.acc, em=s.em, f1=s.f1,
+        answer=p.answer, answer_gold=gold_spans(p.answer, golds), **scores,
         tokens=p.tokens_in + p.tokens_out, status=p.status, well_formed=p.well_formed,
         windowed=windowed, steps=steps, lost=next((k for k in STEPS if steps[k] is False), None),
         clues=p.clues, expansion=p.expansion_terms, candidates=candidates, windows=windows,

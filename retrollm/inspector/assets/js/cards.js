@@ -17,9 +17,10 @@ function answersTable(q, methods) {
     return [
       el("span", null, m),
       markedText(v.answer || "", [{ spans: v.answer_gold || [], cls: "gold" }]),
-      flag(v.acc >= 0.5), fmt(v.em, 0), fmt(v.f1, 2), String(v.tokens),
+      flag(v.acc == null ? null : v.acc >= 0.5), fmt(v.em, 0), fmt(v.f1, 2), String(v.tokens),
       v.status + (v.well_formed ? "" : ", malformed"),
-      v.lost ? STEP_LABEL[v.lost] : el("span", "yes", "not lost"),
+      v.lost ? STEP_LABEL[v.lost]
+        : v.acc == null ? el("span", "na", "-") : el("span", "yes", "not lost"),
     ];
   });
   return table(["method", "answer", "Acc", "EM", "F1", "Tok", "status", "gold lost at"], rows);
@@ -30,7 +31,7 @@ function traceSection(q, m) {
   const s = el("section", "trace");
   s.dataset.method = m;
   s.appendChild(el("h3", null, m + ": clues, documents, windows, evidence"));
-  s.appendChild(funnelStrip(v));
+  if (v.acc != null) s.appendChild(funnelStrip(v)); // no gold answers: no funnel
   const clues = el("div");
   clues.append("Clues: ", chips(v.clues || []));
   s.appendChild(clues);
@@ -46,7 +47,7 @@ function traceSection(q, m) {
     head.appendChild(untrusted("span", "title", title(e.doc)));
     const w = e.window !== undefined && e.window !== null ? windows[e.window] : null;
     head.append(w ? "  (from kept window " + e.window + ")" : "", "  gold: ");
-    head.appendChild(flag(e.gold));
+    head.appendChild(goldFlag(q, e.gold));
     if (e.verbatim === false) head.appendChild(el("span", "no", "  not verbatim corpus text"));
     s.appendChild(head);
     const sameDoc = w && w.at && w.doc === e.doc ? w.at : null;
@@ -58,7 +59,7 @@ function traceSection(q, m) {
   evidences.forEach((e, i) => { if (e.window !== undefined && e.window !== null) used.set(e.window, i + 1); });
   s.appendChild(table(["#", "document", "S(w)", "weight", "clue", "gold", "evidence", "text"],
     windows.map((w, k) => [String(k), untrusted("span", null, title(w.doc)), fmt(w.score, 3),
-      fmt(w.weight, 2), untrusted("span", null, w.clue || ""), flag(w.gold),
+      fmt(w.weight, 2), untrusted("span", null, w.clue || ""), goldFlag(q, w.gold),
       used.has(k) ? String(used.get(k)) : "-", passageView(q, w, { cls: "win", small: true })])));
   const details = el("details");
   details.open = state.open;
@@ -77,7 +78,7 @@ function traceSection(q, m) {
         });
       }
       return [String(i + 1), untrusted("span", null, title(c.doc)), fmt(c.fused, 3),
-        fmt(c.clue_score, 2), c.clue_rank ?? "-", c.sparse_rank ?? "-", flag(c.gold), show];
+        fmt(c.clue_score, 2), c.clue_rank ?? "-", c.sparse_rank ?? "-", goldFlag(q, c.gold), show];
     })));
   s.appendChild(details);
   if ((v.notes || []).length) s.appendChild(untrusted("div", "notes", "notes: " + v.notes.join("; ")));
@@ -100,7 +101,7 @@ function ragSection(q, methods) {
       line.append("#" + (i + 1) + " ");
       line.appendChild(untrusted("span", "title", title(p.doc)));
       line.append("  gold: ");
-      line.appendChild(flag(p.gold));
+      line.appendChild(goldFlag(q, p.gold));
       box.appendChild(line);
       box.appendChild(passageView(q, p, { cls: "ev" }));
       col.appendChild(box);

@@ -1,7 +1,7 @@
 // Filters (kept in the URL's hash, so a view can be linked) and rendering.
 function correct(q, m) {
   const v = m ? q.methods[m] : null;
-  return v ? v.acc >= 0.5 : null;
+  return v && v.acc != null ? v.acc >= 0.5 : null;
 }
 
 function focusMethod() { return state.method || DATA.full_method || DATA.methods[0] || ""; }
@@ -42,7 +42,7 @@ function summary(found) {
   box.appendChild(line);
   const methods = DATA.methods.filter((m) => !state.method || m === state.method);
   const rows = methods.map((m) => {
-    const vs = found.map((q) => q.methods[m]).filter(Boolean);
+    const vs = found.map((q) => q.methods[m]).filter((v) => v && v.acc != null);
     const mean = (key) => vs.length ? (100 * vs.reduce((a, v) => a + v[key], 0) / vs.length).toFixed(1) : "-";
     return [m, String(vs.length), mean("acc"), mean("em"), mean("f1")];
   }).filter((r) => r[1] !== "0");

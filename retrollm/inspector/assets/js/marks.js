@@ -31,6 +31,11 @@ function fmt(value, digits) {
   return value === undefined || value === null ? "-" : Number(value).toFixed(digits);
 }
 
+// Whether a gold answer is in something; a question without gold answers has no say.
+function goldFlag(q, value) {
+  return q.golds.length ? flag(value) : el("span", "na", "-");
+}
+
 function flag(value) {
   if (value === undefined || value === null) return el("span", "na", "-");
   return value ? el("span", "yes", "yes") : el("span", "no", "no");
