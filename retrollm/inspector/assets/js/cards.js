@@ -11,6 +11,14 @@ function funnelStrip(v) {
   return strip;
 }
 
+// The first step without a gold answer; a right answer after such a step did without it.
+function lostCell(v) {
+  if (v.acc == null) return el("span", "na", "-");
+  if (!v.lost) return el("span", "yes", "not lost");
+  return v.acc >= 0.5 ? el("span", "na", "right, though not in " + STEP_LABEL[v.lost])
+    : STEP_LABEL[v.lost];
+}
+
 function answersTable(q, methods) {
   const rows = methods.map((m) => {
     const v = q.methods[m];
@@ -19,8 +27,7 @@ function answersTable(q, methods) {
       markedText(v.answer || "", [{ spans: v.answer_gold || [], cls: "gold" }]),
       flag(v.acc == null ? null : v.acc >= 0.5), fmt(v.em, 0), fmt(v.f1, 2), String(v.tokens),
       v.status + (v.well_formed ? "" : ", malformed"),
-      v.lost ? STEP_LABEL[v.lost]
-        : v.acc == null ? el("span", "na", "-") : el("span", "yes", "not lost"),
+      lostCell(v),
     ];
   });
   return table(["method", "answer", "Acc", "EM", "F1", "Tok", "status", "gold lost at"], rows);
