@@ -5,7 +5,10 @@
 Reads data/eval/*/*/metrics.json; writes data/report/: results.md (dataset x method),
 metrics.json (headline numbers, registered as DVC metrics, so `dvc exp show` lists them),
 acc_vs_tokens.csv (a DVC plot source), acc_vs_tokens.png, funnel.png (where each method
-loses the gold answer) and train_loss.png.
+loses the gold answer), train_loss.png, inspect/index.html (the evidence inspector: every
+question's answers, trace and evidence inside its documents, offline; it reads the
+predictions, the corpus, its tokens and the tokenizer) and plots_template.html (what
+`dvc plots show` uses, through .dvc/config, to render offline).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from pydantic import Field
 from retrollm.artifacts import ArtifactError, atomic_dir, write_json, write_manifest
 from retrollm.funnel import FunnelRow
 from retrollm.funnel import markdown as markdown_funnel
+from retrollm.inspector import CorpusView, build_inspector, corpus_view
+from retrollm.plots import TEMPLATE_FILE, write_offline_template
 from retrollm.stats import PairedComparison, compare
 from schemas.manifest import Manifest
 from stages.common import (
@@ -323,9 +328,12 @@ def build_report(
     params: ReportParams,
     cells: list[tuple[str, str]] | None = None,
     train_log: Path | None = None,
+    corpus: CorpusView | None = None,
+    offline_plots: bool = False,
 ) -> dict[str, int]:
     """Write the report folder from the evaluate outputs under `eval_dir` and the
-    training log (a dvclive folder) when there is one."""
+    training log (a dvclive folder) when there is one; with `corpus`, the inspector page
+    over every cell's predictions; with `offline_plots`, the offline plots template."""
     results = load_results(eval_dir, cells)
     comparisons = paired(results, params, eval_dir)
     headline: dict[str, dict[str, dict[str, float]]] = {}
@@ -333,6 +341,7 @@ def build_report(
         row = {k: round(float(r[k]), 2) for k in params.headline}
         headline.setdefault(r["dataset"], {})[r["method"]] = row
     loss = read_loss(train_log) if train_log is not None else []
+    counts = {"rows": len(results), "loss_points": len(loss)}
     with atomic_dir(out_dir) as out:
         (out / "results.md").write_text(results_markdown(results, params, comparisons))
         write_json(
@@ -344,6 +353,12 @@ def build_report(
         write_acc_vs_tokens(results, out / "acc_vs_tokens.csv", out / "acc_vs_tokens.png")
         write_loss_plot(loss, out / "train_loss.png")
         write_funnel_plot(funnel_rows(results), out / "funnel.png")
+        if corpus is not None:
+            cells_done = [(r["dataset"], r["method"]) for r in results]
+            counts |= build_inspector(eval_dir, cells_done, corpus, out / "inspect",
+                                      params.full_method, params.rag_methods)  # fmt: skip
+        if offline_plots:
+            write_offline_template(out / TEMPLATE_FILE)
         write_manifest(
             out,
             Manifest(
@@ -351,10 +366,10 @@ def build_report(
                 schema_version=REPORT_VERSION,
                 stage="report",
                 params=params.model_dump(mode="json"),
-                counts={"rows": len(results), "loss_points": len(loss)},
+                counts=counts,
             ),
         )
-    return {"rows": len(results), "loss_points": len(loss)}
+    return counts
 
 
 def verify_cells(eval_dir: Path, cells: list[tuple[str, str]]) -> None:
@@ -372,7 +387,9 @@ def report() -> dict[str, int]:
     # The loss curve comes from wherever the train stage logs (one place: train.live_dir).
     live_dir = (load_yaml().get("train") or {}).get("live_dir")
     train_log = Path(live_dir) if live_dir else None
-    return build_report(paths.eval, paths.report, params, cells, train_log)
+    corpus = corpus_view(paths.corpus, paths.tokens, paths.model)
+    return build_report(paths.eval, paths.report, params, cells, train_log, corpus,
+                        offline_plots=True)  # fmt: skip
 
 
 if __name__ == "__main__":

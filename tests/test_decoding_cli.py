@@ -79,3 +79,20 @@ def test_ask_naive_constrained(params_file: Path, capsys: Any) -> None:
     run(params_file, "--strategy", "naive-constrained", "--json")
     record = json.loads(capsys.readouterr().out)
     assert record["method"] == "naive-constrained" and record["evidences"]
+
+
+def test_ask_html_writes_the_inspector_view_of_the_question(
+    params_file: Path, tmp_path: Path, capsys: Any
+) -> None:
+    page = tmp_path / "views" / "eiffel.html"
+    run(params_file, "--json", "--html", str(page))
+    record = json.loads(capsys.readouterr().out)
+    text = page.read_text()
+    payload = text.split('id="inspector-data">')[1].split("</script>")[0]
+    question = json.loads(payload)["questions"][0]
+    assert question["question"] == "Who designed the Eiffel Tower?"
+    view = question["methods"]["retrollm"]
+    assert view["clues"] == record["clues"] and len(view["evidences"]) == len(record["evidences"])
+    # Evidence is verbatim corpus text, so each is found inside its document.
+    assert all("at" in e for e in view["evidences"])
+    assert view["steps"]["located"] is not None  # the decoder's index reads located windows

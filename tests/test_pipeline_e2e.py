@@ -111,6 +111,9 @@ def test_repro_builds_every_artifact_then_is_up_to_date(tiny_repo: Path) -> None
         assert (tiny_repo / folder / "manifest.json").is_file(), folder
     table = (tiny_repo / "data/report/results.md").read_text()
     assert "retrollm-lora" in table and "rag-bm25" in table and "rag-lora" in table
+    page = (tiny_repo / "data/report/inspect/index.html").read_text()
+    assert "inspector-data" in page and "retrollm-lora" in page
+    assert "{plot_divs}" in (tiny_repo / "data/report/plots_template.html").read_text()
 
     second = _dvc(tiny_repo, "repro")
     assert _ran(second) == set(), second

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,35 @@ def test_a_tampered_evaluate_output_is_refused(tmp_path: Path) -> None:
     metrics.write_text(metrics.read_text().replace('"acc": 20.0', '"acc": 90.0'))
     with pytest.raises(ArtifactError, match=r"nq/rag-bm25/metrics\.json: sha256 differs"):
         verify_cells(tmp_path / "eval", cells)
+
+
+def test_report_writes_the_inspector_page_and_the_offline_plots_template(tmp_path: Path) -> None:
+    from retrollm.artifacts import write_records
+    from retrollm.inspector import CorpusView
+    from tests import inspector_support as support
+
+    cells = []
+    for dataset, method, predictions in support.cells():
+        folder = tmp_path / "eval" / dataset / method
+        folder.mkdir(parents=True)
+        metrics = _metrics(dataset, method, 50.0, 100) | {"n": len(predictions)}
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        scores = {p.id: {"acc": 1.0, "em": 0.0, "f1": 1.0} for p in predictions}
+        (folder / "scores.json").write_text(json.dumps(scores))
+        write_records(folder / "predictions.msgpack", predictions)
+        cells.append((dataset, method))
+    corpus = CorpusView(support.corpus(), support.span_text)
+    counts = build_report(tmp_path / "eval", tmp_path / "report", ReportParams(), cells, None,
+                          corpus, offline_plots=True)  # fmt: skip
+    assert counts["inspect_questions"] == len(support.QUESTIONS) + 1  # and one triviaqa
+    page = (tmp_path / "report" / "inspect" / "index.html").read_text()
+    assert counts["inspect_bytes"] == len(page.encode())
+    assert support.NEEDLE in page
+    # Nothing to fetch: no URL, src or href outside the data (where the corpus has some).
+    markup = re.sub(r'(id="inspector-data">).*?</script>', r"\1", page, flags=re.DOTALL)
+    assert len(markup) < len(page) / 2 and not re.search(r"https?:|\b(src|href)=", markup)
+    manifest = json.loads((tmp_path / "report" / "manifest.json").read_text())
+    assert manifest["counts"]["inspect_questions"] == counts["inspect_questions"]
+    template = (tmp_path / "report" / "plots_template.html").read_text()
+    assert "{plot_divs}" in template and "{scripts}" not in template
+    assert "window.vegaEmbed" in template and "<script src" not in template
