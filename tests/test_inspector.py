@@ -19,6 +19,7 @@ from retrollm.inspector.page import script_safe_json
 from retrollm.inspector.spans import gold_spans, locate
 from retrollm.metrics import has_answer
 from tests import inspector_support as support
+from tests.params_support import write_params
 
 
 def _data(span_text=support.span_text):  # type: ignore[no-untyped-def]
@@ -153,7 +154,7 @@ def test_inspect_command_prints_and_opens_the_page(
     from retrollm.__main__ import main
 
     params = tmp_path / "params.yaml"
-    params.write_text(f"paths:\n  report: {tmp_path / 'report'}\n")
+    write_params(params, {"paths": {"report": str(tmp_path / "report")}})
     page = tmp_path / "report" / "inspect" / "index.html"
     assert main(["inspect", "--params", str(params)]) == 1
     assert f"{page}: not built yet" in capsys.readouterr().err
