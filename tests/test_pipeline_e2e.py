@@ -34,7 +34,7 @@ def _dvc(workdir: Path, *args: str) -> str:
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,  # a shared machine runs the tiny profile in ~10 min; generous margin
     )
     if result.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
