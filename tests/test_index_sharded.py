@@ -29,7 +29,7 @@ from tests.decoding_support import Setting, corpus_tokens, fixture_questions, on
 
 BACKEND = "pysais"  # tiny corpora: see tests/test_index.py
 SHARD_COUNTS = (1, 2, 7)
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Ids near 65,535 put some shards at uint16 and others at uint32 (65,535 itself needs
 # the wider width): a restriction across them must still agree.

@@ -178,12 +178,10 @@ class ShardedIndex:
             raise ValueError(f"extend: {len(batch)} states but {tokens.shape[0]} token ids")
         lo = np.zeros_like(batch.lo)
         hi = np.zeros_like(batch.hi)
-        for s, shard in enumerate(self.shards):
-            if not np.any(batch.hi[:, s] > batch.lo[:, s]):
-                continue  # dead in this shard for every state: stays dead, no kernel call
-            column = StateBatch(batch.lo[:, s], batch.hi[:, s], batch.depth)
-            out = shard.extend(column, tokens)
-            lo[:, s], hi[:, s] = out.lo, out.hi
+        live = (batch.hi > batch.lo).any(axis=1)
+        for s in np.flatnonzero(live).tolist():  # a shard where all are dead stays dead
+            out = self.shards[s].extend(StateBatch(batch.lo[s], batch.hi[s], batch.depth), tokens)
+            lo[s], hi[s] = out.lo, out.hi
         return ShardedStateBatch(lo, hi, batch.depth + 1)
 
     def continuations(self, state: ShardedState) -> tuple[np.ndarray, np.ndarray]:

@@ -47,7 +47,10 @@ class ShardedState:
 
 @dataclass(frozen=True, slots=True)
 class ShardedStateBatch:
-    """Many sharded states: lo and hi are (batch, shards) int64, depth is (batch,)."""
+    """Many sharded states: lo and hi are (shards, batch) int64, depth is (batch,).
+
+    Shard-major, so each shard's ranges are one contiguous row: the kernels take it as is.
+    """
 
     lo: np.ndarray
     hi: np.ndarray
@@ -57,36 +60,36 @@ class ShardedStateBatch:
         for name in ("lo", "hi", "depth"):
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.int64))
         if self.lo.ndim != 2 or self.lo.shape != self.hi.shape:
-            raise ValueError("ShardedStateBatch lo and hi must be (batch, shards) arrays")
-        if self.depth.shape != self.lo.shape[:1]:
+            raise ValueError("ShardedStateBatch lo and hi must be (shards, batch) arrays")
+        if self.depth.shape != self.lo.shape[1:]:
             raise ValueError("ShardedStateBatch depth must have one entry per state")
 
     @classmethod
     def of(cls, states: Sequence[ShardedState], n_shards: int) -> ShardedStateBatch:
         shape = (len(states), n_shards)
-        lo = np.array([s.lo for s in states], dtype=np.int64).reshape(shape)
-        hi = np.array([s.hi for s in states], dtype=np.int64).reshape(shape)
+        lo = np.array([s.lo for s in states], dtype=np.int64).reshape(shape).T
+        hi = np.array([s.hi for s in states], dtype=np.int64).reshape(shape).T
         depth = np.array([s.depth for s in states], dtype=np.int64)
-        return cls(lo, hi, depth)
+        return cls(np.ascontiguousarray(lo), np.ascontiguousarray(hi), depth)
 
     @classmethod
     def repeat(cls, state: ShardedState, size: int) -> ShardedStateBatch:
         """The same state `size` times: one prefix tried with many candidate next tokens."""
-        lo = np.tile(np.asarray(state.lo, dtype=np.int64), (size, 1))
-        hi = np.tile(np.asarray(state.hi, dtype=np.int64), (size, 1))
+        lo = np.repeat(np.asarray(state.lo, dtype=np.int64)[:, None], size, axis=1)
+        hi = np.repeat(np.asarray(state.hi, dtype=np.int64)[:, None], size, axis=1)
         return cls(lo, hi, np.full(size, state.depth, dtype=np.int64))
 
     def __len__(self) -> int:
-        return int(self.lo.shape[0])
+        return int(self.depth.shape[0])
 
     def __getitem__(self, i: int) -> ShardedState:
         return ShardedState(
-            tuple(int(v) for v in self.lo[i]), tuple(int(v) for v in self.hi[i]), int(self.depth[i])
+            tuple(self.lo[:, i].tolist()), tuple(self.hi[:, i].tolist()), int(self.depth[i])
         )
 
     @property
     def counts(self) -> np.ndarray:
-        return np.maximum(self.hi - self.lo, 0).sum(axis=1)
+        return np.maximum(self.hi - self.lo, 0).sum(axis=0)
 
     @property
     def alive(self) -> np.ndarray:
