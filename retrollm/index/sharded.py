@@ -23,12 +23,7 @@ from retrollm.artifacts import atomic_dir
 from retrollm.index.build import build_gathered_arrays
 from retrollm.index.core import CorpusIndex, _as_ids
 from retrollm.index.sharded_state import ShardedState, ShardedStateBatch
-from retrollm.index.shards import (
-    ShardEntry,
-    read_manifest,
-    shard_folder,
-    write_manifest,
-)
+from retrollm.index.shards import ShardEntry, read_manifest, shard_folder, write_manifest
 from retrollm.index.state import StateBatch
 from retrollm.index.storage import IndexLoadError
 
@@ -49,10 +44,8 @@ class ShardedIndex:
         self.shards = list(shards)
         self.tokenizer_fingerprint = shards[0].tokenizer_fingerprint
         self.backend = shards[0].backend
-        sizes = [(s.n_docs, s.n_tokens) for s in shards]
-        self._doc_starts = np.concatenate([[0], np.cumsum([d for d, _ in sizes])]).astype(np.int64)
-        self._token_starts = np.concatenate([[0], np.cumsum([t for _, t in sizes])])
-        self._token_starts = self._token_starts.astype(np.int64)
+        self._doc_starts = _starts([s.n_docs for s in shards])
+        self._token_starts = _starts([s.n_tokens for s in shards])
         starts = self._token_starts[:-1]
         pieces = [s.doc_offsets[:-1] + t for s, t in zip(shards, starts, strict=True)]
         self._doc_offsets = np.concatenate([*pieces, self._token_starts[-1:]])
@@ -297,3 +290,10 @@ def _joined(arrays: list[np.ndarray]) -> np.ndarray:
     if not arrays:
         return _EMPTY_IDS.copy()
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _starts(sizes: list[int]) -> np.ndarray:
+    """Where each shard starts, plus the total (int64)."""
+    out = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=out[1:])
+    return out
