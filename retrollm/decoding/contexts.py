@@ -19,7 +19,7 @@ import numpy as np
 from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.state import EvidenceContext, Hypothesis, Query, WindowTable
 from retrollm.decoding.strategies import Strategy
-from retrollm.index import CorpusIndex
+from retrollm.index import TokenIndex
 from retrollm.retrieval.candidates import select_documents
 from retrollm.retrieval.sentences import TokenTexts, window_anchors
 from retrollm.retrieval.windows import (
@@ -68,7 +68,7 @@ class _Pending:
     sink: StatusSink
     terms: list[str]
     documents: list[DocumentTrace]
-    index: CorpusIndex | None
+    index: TokenIndex | None
     windows: list[Window]
     window_tokens: list[np.ndarray]
     texts: list[str]
@@ -79,7 +79,7 @@ class RetrievalContexts:
 
     def __init__(
         self,
-        index: CorpusIndex,
+        index: TokenIndex,
         tokenizer: Any,
         scorer: Any,
         config: DecodeConfig,

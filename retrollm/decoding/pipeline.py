@@ -26,7 +26,7 @@ from retrollm.decoding.sparse import SparseQueries, load_stored_queries
 from retrollm.decoding.state import Hypothesis, Query
 from retrollm.decoding.strategies import Strategy, resolve_strategy
 from retrollm.decoding.trace import build_prediction
-from retrollm.index import CorpusIndex
+from retrollm.index import TokenIndex, load_index
 from retrollm.models import SpecialTokenIds, load_causal_lm, prompt_ids, tokenizer_fingerprint
 from schemas.prediction import Prediction
 from schemas.records import CorpusRecord, QARecord
@@ -39,7 +39,7 @@ class RetroLLM:
         self,
         model: torch.nn.Module,
         tokenizer: Any,
-        index: CorpusIndex | None,
+        index: TokenIndex | None,
         corpus: Sequence[CorpusRecord] | None,
         config: DecodeConfig,
         sparse: SparseQueries | None = None,
@@ -82,7 +82,7 @@ class RetroLLM:
         check_chain(paths, tokenizer_fingerprint(tokenizer), splade=strategy.retrieve)
         # Every strategy reads the index (unconstrained too: it reports whether its
         # evidence happens to be verbatim); it is memory-mapped, so loading is cheap.
-        index = CorpusIndex.load(
+        index = load_index(
             paths.index, expected_tokenizer_fingerprint=tokenizer_fingerprint(tokenizer)
         )
         corpus = load_corpus(paths.corpus)
