@@ -272,3 +272,30 @@ def read_records(path: Path, model: type[RecordT]) -> Iterator[RecordT]:
 
 def write_json(path: Path, payload: Any) -> None:
     Path(path).write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+# Beside an artifact, never inside it: wall times and resume counts are facts of a machine
+# and a moment, not of params and inputs, and in the artifact they would give every rerun
+# new bytes and new hashes downstream. `.dvcignore` hides the pattern from DVC, so no
+# output or dependency hash sees them (and a pulled clone simply has none).
+RUN_LOG_SUFFIX = ".run.json"
+
+
+def run_log_path(artifact: Path) -> Path:
+    """Where the run log of the artifact folder `artifact` lives (`NAME.run.json`)."""
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + RUN_LOG_SUFFIX)
+
+
+def write_run_log(artifact: Path, payload: dict[str, Any]) -> Path:
+    """Record what the latest run that wrote `artifact` measured; returns the log's path."""
+    path = run_log_path(artifact)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, payload)
+    return path
+
+
+def read_run_log(artifact: Path) -> dict[str, Any] | None:
+    """The run log of `artifact`, or None where no run on this machine wrote one."""
+    path = run_log_path(artifact)
+    return json.loads(path.read_text()) if path.is_file() else None

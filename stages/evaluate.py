@@ -9,7 +9,8 @@ build_rag_trainset chose). dvc.yaml runs each map as its own matrix stage so tha
 depends on what it reads only: baselines do not rerun when `decode` changes, and only the
 adapter methods wait for their training.
 Output data/eval/DATASET/METHOD/: predictions.msgpack (every Prediction, traces kept),
-predictions.jsonl (the first few, for people), metrics.json (aggregate), manifest.json.
+predictions.jsonl (the first few, for people), metrics.json (aggregate), manifest.json;
+beside it data/eval/DATASET/METHOD.run.json: the run's wall times and resumed count.
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ from retrollm.artifacts import (
     write_json,
     write_manifest,
     write_records,
+    write_run_log,
 )
 from retrollm.baselines import BaselineConfig, run_baseline
 from retrollm.chain import asset_ref, made_from, tokens_of_corpus
 from retrollm.evaluation import ResumeFile, resume_key, run_checkpointed, select_questions
-from retrollm.metrics import aggregate, score
+from retrollm.metrics import aggregate, score, timing
 from retrollm.qa import load_qa
 from retrollm.retrieval.rag import Retriever, bm25_search, dense_search
 from schemas.manifest import InputRef, Manifest
@@ -342,6 +344,12 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
     predictions, resumed = run_checkpointed(
         questions, answer, resume, params.chunk_size, desc=f"{dataset}/{method}"
     )
+    spent = timing(predictions)
+    run_log = {"setup_s": round(setup_s, 2), "resumed": resumed} | spent.model_dump()
+    run_log["timings"] = {p.id: p.timings for p in predictions}
+    # Wall times differ run to run: in the artifact they would give a rerun with the same
+    # params and inputs new bytes, so they leave it for the run log written below.
+    predictions = [p.model_copy(update={"timings": {}}) for p in predictions]
     scored = [score(p) for p in predictions]
     result = aggregate(scored)
     metrics = {"dataset": dataset, "method": method, "kind": spec.kind, "adapter": spec.adapter}
@@ -349,8 +357,6 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
         "funnel": _funnel(method, spec, paths, predictions).model_dump(),
         "answerable": sum(bool(r.answerable) for r in records),
         "split_size": len(records),
-        "setup_s": round(setup_s, 2),
-        "resumed": resumed,
     }
     with atomic_dir(paths.eval / dataset / method) as out:
         write_records(out / "predictions.msgpack", predictions)
@@ -374,14 +380,15 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
                 stage="evaluate",
                 params=stage_params,
                 inputs=inputs,
-                counts={"predictions": len(predictions), "resumed": resumed},
+                counts={"predictions": len(predictions)},
                 extra={"question_ids_sha256": resume_key({"ids": [q.id for q in questions]})},
             ),
         )
+    write_run_log(paths.eval / dataset / method, run_log)
     resume.clear()
     print(
         f"[evaluate] {dataset}/{method}: acc {result.acc:.1f} em {result.em:.1f} "
-        f"f1 {result.f1:.1f} tokens {result.tokens:.0f} latency {result.latency_ms:.0f} ms",
+        f"f1 {result.f1:.1f} tokens {result.tokens:.0f} latency {spent.latency_ms:.0f} ms",
         flush=True,
     )
     return {"questions": len(predictions), "resumed": resumed}

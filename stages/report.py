@@ -8,7 +8,9 @@ acc_vs_tokens.csv (a DVC plot source), acc_vs_tokens.png, funnel.png (where each
 loses the gold answer), train_loss.png, inspect/index.html (the evidence inspector: every
 question's answers, trace and evidence inside its documents, offline; it reads the
 predictions, the corpus, its tokens and the tokenizer) and plots_template.html (what
-`dvc plots show` uses, through .dvc/config, to render offline).
+`dvc plots show` uses, through .dvc/config, to render offline). Wall times are not part of
+any of these (a rerun must give the same bytes): the latency of each cell comes from the
+evaluations' run logs into the report's own (data/report.run.json) and onto the terminal.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt
 from pydantic import Field
 
-from retrollm.artifacts import ArtifactError, atomic_dir, write_json, write_manifest
+from retrollm.artifacts import (
+    ArtifactError,
+    atomic_dir,
+    read_run_log,
+    write_json,
+    write_manifest,
+    write_run_log,
+)
 from retrollm.funnel import FunnelRow
 from retrollm.funnel import markdown as markdown_funnel
 from retrollm.inspector import CorpusView, build_inspector, corpus_view
@@ -47,7 +56,6 @@ COLUMNS = (  # (key in metrics.json, header, format)
     ("em", "EM", "{:.1f}"),
     ("f1", "F1", "{:.1f}"),
     ("tokens", "Tok", "{:.0f}"),
-    ("latency_ms", "Latency (ms)", "{:.0f}"),
     ("r1", "R@1", "{:.1f}"),
     ("r5", "R@5", "{:.1f}"),
     ("well_formed", "Well-formed %", "{:.0f}"),
@@ -89,11 +97,13 @@ def configured_cells() -> list[tuple[str, str]]:
     return [(dataset, method) for dataset in section.get("datasets") or [] for method in methods]
 
 
-def markdown_table(results: list[dict[str, Any]]) -> str:
-    head = ["Dataset", "Method", *(header for _, header, _ in COLUMNS)]
+def markdown_table(
+    results: list[dict[str, Any]], columns: tuple[tuple[str, str, str], ...] = COLUMNS
+) -> str:
+    head = ["Dataset", "Method", *(header for _, header, _ in columns)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        cells = [r["dataset"], r["method"], *(fmt.format(r[key]) for key, _, fmt in COLUMNS)]
+        cells = [r["dataset"], r["method"], *(fmt.format(r[key]) for key, _, fmt in columns)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -201,8 +211,8 @@ def results_markdown(
         "# Results\n",
         "Answerable test questions (a gold answer occurs in the corpus), the same sample for "
         "every method of a dataset. Acc/EM/F1/R@k in percent; Tok = input + output tokens "
-        "per question; latency = wall time per question (batch time shared), noisy on a "
-        f"shared CPU. Acc 95% interval half width up to {ci:.1f} points at these n.\n",
+        f"per question. Acc 95% interval half width up to {ci:.1f} points at these n. "
+        "Latency: report.run.json beside this folder, from the evaluations' run logs.\n",
         markdown_table(results),
     ]
     if targets := target_lines(results, params, comparisons):
@@ -322,6 +332,26 @@ def write_loss_plot(points: list[tuple[float, float]], png_path: Path, window: i
     plt.close(fig)
 
 
+LATENCY_COLUMNS = (  # (key in an evaluation's run log, header, format)
+    ("latency_ms", "Latency (ms)", "{:.0f}"),
+    ("questions_per_min", "q/min", "{:.1f}"),
+    ("setup_s", "Setup (s)", "{:.1f}"),
+    ("resumed", "Resumed", "{}"),
+)
+
+
+def latency_rows(eval_dir: Path, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Wall times of the reported cells that were evaluated on this machine (a pulled
+    cell has no run log): per question, batch time shared, noisy on a shared CPU."""
+    rows = []
+    for r in results:
+        log = read_run_log(Path(eval_dir) / r["dataset"] / r["method"])
+        if log is not None:
+            cell = {"dataset": r["dataset"], "method": r["method"]}
+            rows.append(cell | {key: log[key] for key, _, _ in LATENCY_COLUMNS})
+    return rows
+
+
 def build_report(
     eval_dir: Path,
     out_dir: Path,
@@ -369,6 +399,10 @@ def build_report(
                 counts=counts,
             ),
         )
+    latency = latency_rows(eval_dir, results)
+    write_run_log(out_dir, {"latency": latency})  # also when empty: no stale rows survive
+    if latency:
+        print(markdown_table(latency, LATENCY_COLUMNS), end="", flush=True)
     return counts
 
 

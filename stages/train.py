@@ -39,6 +39,7 @@ from retrollm.artifacts import (
     code_fingerprint,
     read_manifest,
     read_records,
+    write_run_log,
 )
 from retrollm.artifacts import write_manifest as save_manifest
 from retrollm.models import SpecialTokenIds, load_causal_lm, tokenizer_fingerprint
@@ -221,7 +222,6 @@ def main(
         "loss_last": losses[-1] if losses else float("nan"),
         "steps": state.step,
         "examples": len(examples),
-        "seconds_this_run": round(seconds, 1),
     }
     assert live is not None
     live.summary.update(summary)
@@ -251,6 +251,9 @@ def main(
                 },
             ),
         )
+    # The loss log and the adapter repeat byte for byte; the wall time does not, so it
+    # goes beside them (NAME.run.json, ignored by DVC).
+    write_run_log(adapter, {"seconds_this_run": round(seconds, 1), "steps": state.step})
     return counts
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import msgpack
@@ -14,6 +15,7 @@ from retrollm.artifacts import (
     input_ref,
     read_manifest,
     read_records,
+    run_log_path,
     write_manifest,
     write_records,
 )
@@ -114,8 +116,23 @@ def test_an_interrupted_run_resumes(workdir: Path, monkeypatch: pytest.MonkeyPat
         assert len(list(msgpack.Unpacker(handle, raw=False))) == 2
 
     assert evaluate("tiny", "direct") == {"questions": 4, "resumed": 2}
-    metrics = json.loads((workdir / "data/eval/tiny/direct/metrics.json").read_text())
-    assert metrics["n"] == 4 and metrics["resumed"] == 2
+    cell = workdir / "data/eval/tiny/direct"
+    metrics = json.loads((cell / "metrics.json").read_text())
+    assert metrics["n"] == 4 and "resumed" not in metrics
+    log = json.loads(run_log_path(cell).read_text())
+    assert log["resumed"] == 2 and log["setup_s"] >= 0 and log["latency_ms"] > 0
+    predictions = list(read_records(cell / "predictions.msgpack", Prediction))
+    assert set(log["timings"]) == {p.id for p in predictions}
+    assert all(p.timings == {} for p in predictions)
+
+    # How the run went (resumed, how fast) is in the run log only: the cell itself is the
+    # same bytes as an uninterrupted run's.
+    resumed = {f.name: f.read_bytes() for f in cell.iterdir()}
+    monkeypatch.setattr("stages.evaluate.run_baseline", real)
+    shutil.rmtree(cell)
+    assert evaluate("tiny", "direct") == {"questions": 4, "resumed": 0}
+    assert {f.name: f.read_bytes() for f in cell.iterdir()} == resumed
+    assert json.loads(run_log_path(cell).read_text())["resumed"] == 0
 
 
 def test_unknown_method_and_misplaced_spec_are_clear_errors(workdir: Path) -> None:

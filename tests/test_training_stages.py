@@ -17,6 +17,7 @@ from retrollm.artifacts import (
     input_ref,
     read_manifest,
     read_records,
+    run_log_path,
     write_manifest,
     write_records,
 )
@@ -112,6 +113,12 @@ def _train_params(tmp: Path, **overrides: Any) -> Any:
     return TrainParams(**{**values, **overrides})
 
 
+def _bytes_of(folder: Path, *files: Path) -> dict[str, bytes]:
+    """Every file under `folder`, plus `files`, by path."""
+    paths = [p for p in sorted(folder.rglob("*")) if p.is_file()] + list(files)
+    return {str(p): p.read_bytes() for p in paths}
+
+
 def test_build_trainset_then_train_then_show(
     artifacts: Paths,
     tmp_path: Path,
@@ -132,6 +139,7 @@ def test_build_trainset_then_train_then_show(
     assert len(examples) == counts["kept"]
 
     params = _train_params(tmp_path)
+    live_summary = tmp_path / "live" / "metrics.json"
     first = train(params, artifacts, stop_after=1)  # interrupted after one step
     assert first["steps"] == 1 and not (artifacts.adapter / "manifest.json").exists()
     done = train(params, artifacts)  # resumes
@@ -142,13 +150,18 @@ def test_build_trainset_then_train_then_show(
     assert adapter_manifest.extra["base_fingerprint"] == info["base_fingerprint"]
     loss_log = (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text()
     assert len(loss_log.strip().splitlines()) == done["steps"] + 1  # header + replayed steps
-    assert json.loads((tmp_path / "live" / "metrics.json").read_text())["steps"] == done["steps"]
+    summary = json.loads(live_summary.read_text())
+    assert summary["steps"] == done["steps"] and "seconds_this_run" not in summary
+    assert json.loads(run_log_path(artifacts.adapter).read_text())["seconds_this_run"] >= 0
 
-    # A rerun of the same code reuses the finished checkpoint; after an edit to the
-    # training code it must train again, not save the old weights as a new adapter.
+    # A rerun of the same code reuses the finished checkpoint, and writes the same bytes
+    # (its wall time differs: the run log beside the adapter holds it); after an edit to
+    # the training code it must train again, not save the old weights as a new adapter.
+    written = _bytes_of(artifacts.adapter, live_summary)
     capsys.readouterr()
     train(params, artifacts)
     assert f"(step {done['steps']} of {done['steps']})" in capsys.readouterr().out
+    assert _bytes_of(artifacts.adapter, live_summary) == written
     monkeypatch.setattr("stages.train.code_fingerprint", lambda sources: "edited training code")
     again = train(params, artifacts)
     out = capsys.readouterr().out
