@@ -4,7 +4,8 @@ jump-forward against step-by-step decoding, next to a naive-RAG baseline.
     python -m bench.decode [--questions 32] [--batch 1 16] [--threads 1]
         [--strategies retrollm naive-constrained] [--dataset nq] [--params params.yaml]
         [--jump off on] [--adapter data/models/adapter] [--baseline rag-bm25|none]
-        [--set max_windows_total=16 ...]
+        [--set max_windows_total=16 ...] [--reference split_head=false window_cache=0]
+        [--device cpu|cuda|cuda:N|auto]
 
 Loads the default artifacts once (params.yaml paths, `decode` section), takes the first N
 answerable test questions of the dataset, and prints one JSON line per (strategy, batch,
@@ -19,8 +20,16 @@ jump), then a markdown table:
   identical_to_plain: questions whose generated tokens equal the step-by-step run's;
 - outside_forward_share: 1 - (model forward time / wall time): index queries, eq. 12
   bonus, retrieval (documents, windows, window scoring), SPLADE, bookkeeping. Split
-  into retrieval_share (per-question retrieval when clues end), step_rules_share
-  (per-step constraint work) and other_share (SPLADE queries, prompts, traces).
+  by phase into retrieval_share (per-question retrieval when clues end), step_rules_share
+  (per-step constraint work) and other_share (SPLADE queries, prompts, traces); and by
+  kind into index_query_share (every CorpusIndex call, in any phase),
+  window_scoring_share (the scorer embedding windows) and bookkeeping_share (the rest);
+  windows_scored_per_question: window texts the scorer embedded (after the cache);
+- with --reference, each configuration runs a second time under those decode overrides
+  first (the earlier path, say), and the line says how many questions kept the same
+  windows (kept_windows_identical) and generated the same ids (identical_to_reference);
+- a `call_cost` line per batch size: `decode.jump_call_cost` measured on this device
+  (bench/call_cost.py), to put into params.yaml for it.
 
 The baseline (`evaluate.baseline_methods`, default rag-bm25) answers the same questions at
 each batch size with the same backbone, in the same process, so its questions per minute
@@ -37,18 +46,27 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning threads thrash shared cores
 
 import argparse
+import contextlib
 import json
 import platform
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.timers import INDEX_METHODS, SCORER_METHODS, Counter, patched
+
 DEFAULT_STRATEGIES = ["retrollm", "retrollm-hard-windows", "naive-constrained", "unconstrained"]
 
 
-def measure(decoder: Any, questions: list[Any]) -> tuple[dict[str, Any], list[list[int]]]:
-    """Figures of one configuration, and each question's generated ids."""
+def measure(
+    decoder: Any, questions: list[Any], index: Counter, scoring: Counter
+) -> tuple[dict[str, Any], list[list[int]], list[list[tuple[int, int, int]]]]:
+    """Figures of one configuration, each question's generated ids and kept windows."""
     decoder.decoder.loop_stats.clear()
+    index.clear()
+    scoring.clear()
+    contexts = decoder.decoder.contexts
+    embedded = contexts.scores.embedded if contexts is not None else 0
     start = time.perf_counter()
     hypotheses = decoder.hypotheses(questions)
     predictions = [decoder.prediction(h) for h in hypotheses]
@@ -70,11 +88,24 @@ def measure(decoder: Any, questions: list[Any]) -> tuple[dict[str, Any], list[li
         "retrieval_share": round(retrieval / wall, 4),
         "step_rules_share": round((decoded - forward - retrieval) / wall, 4),
         "other_share": round((wall - decoded) / wall, 4),
+        "index_query_share": round(index.seconds / wall, 4),
+        "window_scoring_share": round(scoring.seconds / wall, 4),
+        "bookkeeping_share": round(1.0 - (forward + index.seconds + scoring.seconds) / wall, 4),
+        "windows_located_per_question": round(
+            sum(len(h.context.located) for h in hypotheses if h.context is not None) / n, 1
+        ),
+        "windows_scored_per_question": round(
+            ((contexts.scores.embedded if contexts is not None else 0) - embedded) / n, 1
+        ),
         "seconds": round(wall, 2),
         "well_formed": sum(p.well_formed for p in predictions),
         "statuses": _count(p.status for p in predictions),
     }
-    return result, [list(h.generated) for h in hypotheses]
+    kept = [
+        [(w.doc_index, w.start, w.end) for w in h.context.windows] if h.context else []
+        for h in hypotheses
+    ]
+    return result, [list(h.generated) for h in hypotheses], kept
 
 
 def measure_baseline(answer: Any, questions: list[Any]) -> dict[str, Any]:
@@ -114,19 +145,40 @@ def _machine(threads: int) -> dict[str, Any]:
 
 def _table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| method | batch | jump | q/min | fwd passes/q | accepted/q | fed cells/q | "
-        "tokens in+out | identical |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | batch | jump | overrides | q/min | fwd passes/q | accepted/q | fed cells/q "
+        "| tokens in+out | outside fwd | window scoring | identical | same ids / kept windows |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if r["method"] == "call_cost":
+            continue
         tokens = r["tokens_per_question"]
+        share = {k: f"{100 * r[k]:.0f}%" if k in r else "-" for k in _SHARES}
+        same = "-"
+        if "identical_to_reference" in r:
+            same = f"{r['identical_to_reference']} / {r['kept_windows_identical']}"
+        overrides = " ".join(f"{k}={v}" for k, v in r.get("overrides", {}).items()) or "-"
         lines.append(
-            f"| {r['method']} | {r['batch']} | {r.get('jump', '-')} | "
+            f"| {r['method']} | {r['batch']} | {r.get('jump', '-')} | {overrides} | "
             f"{r['questions_per_min']:.1f} | {r.get('forward_passes_per_question', '-')} | "
             f"{r.get('accepted_per_question', '-')} | {r.get('fed_cells_per_question', '-')} | "
-            f"{tokens['in']:.0f}+{tokens['out']:.0f} | {r.get('identical_to_plain', '-')} |"
+            f"{tokens['in']:.0f}+{tokens['out']:.0f} | {share['outside_forward_share']} | "
+            f"{share['window_scoring_share']} | {r.get('identical_to_plain', '-')} | {same} |"
         )
     return "\n".join(lines)
+
+
+_SHARES = ("outside_forward_share", "window_scoring_share")
+
+
+def _same(a: list[Any], b: list[Any]) -> str:
+    return f"{sum(x == y for x, y in zip(a, b, strict=True))}/{len(a)}"
+
+
+def _overrides(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    return {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in items)}
 
 
 def main() -> None:
@@ -140,27 +192,39 @@ def main() -> None:
     parser.add_argument("--baseline", default="rag-bm25", help="evaluate method, or none")
     parser.add_argument("--dataset", default="nq")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--device", help="decode.device for every model (default: params)")
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="decode overrides (YAML values)"
+    )
+    parser.add_argument(
+        "--reference",
+        nargs="*",
+        default=None,
+        metavar="KEY=VALUE",
+        help="also run each configuration under these decode overrides and compare",
     )
     args = parser.parse_args()
 
     import torch
-    import yaml
 
     torch.set_num_threads(args.threads)
+    from bench.call_cost import measure_call_cost
     from retrollm.decoding import DecodeConfig
     from retrollm.decoding.pipeline import RetroLLM
+    from retrollm.index import CorpusIndex
     from retrollm.qa import load_qa
     from stages.common import load_params, load_paths
     from stages.evaluate import EvaluateParams, _answer_fn
 
     paths = load_paths(args.params)
     base = load_params("decode", DecodeConfig, args.params)
-    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = _overrides(args.set) | ({"device": args.device} if args.device else {})
     base = DecodeConfig.model_validate(base.model_dump() | overrides)
+    reference = _overrides(args.reference) if args.reference is not None else None
     records = [r for r in load_qa(paths.qa / args.dataset, "test") if r.answerable]
     questions = records[: args.questions]
+    # Warm up on a question outside the measured ones: it must not fill the window cache.
+    warm_up = records[len(questions) : len(questions) + 1] or questions[:1]
     rows: list[dict[str, Any]] = []
 
     def emit(line: dict[str, Any]) -> None:
@@ -174,30 +238,52 @@ def main() -> None:
             params = evaluate.model_copy(
                 update={"baselines": evaluate.baselines.model_copy(update={"batch_size": batch})}
             )
-            answer = _answer_fn(args.baseline, params.spec(args.baseline), params, paths)
-            answer(questions[:1])  # warm-up
+            spec = params.spec(args.baseline)
+            answer = _answer_fn(args.baseline, spec, params, paths, base.device)
+            answer(warm_up)
             emit({"method": args.baseline, "batch": batch} | measure_baseline(answer, questions))
 
     loaded = RetroLLM.from_artifacts(
         paths, base.model_copy(update={"strategy": "retrollm"}), adapter=args.adapter
     )
+    for batch in args.batch:
+        cost = measure_call_cost(loaded.decoder.forward, batch)
+        emit({"method": "call_cost", "batch": batch, "device": str(loaded.decoder.forward.device)}
+             | {"split_head": loaded.decoder.forward.split} | cost)  # fmt: skip
+    stack = contextlib.ExitStack()
+    index_time = stack.enter_context(patched(CorpusIndex, INDEX_METHODS, Counter()))
+    scoring_time = stack.enter_context(patched(loaded.scorer, SCORER_METHODS, Counter()))
+
+    def run(config: DecodeConfig) -> tuple[dict[str, Any], list[list[int]], list[Any]]:
+        decoder = loaded.with_config(config)
+        decoder.answer(warm_up)
+        return measure(decoder, questions, index_time, scoring_time)
+
     for strategy in args.strategies:
         for batch in args.batch:
             plain: list[list[int]] | None = None
             for jump in args.jump:
                 update = {"strategy": strategy, "batch_size": batch, "jump_forward": jump == "on"}
-                decoder = loaded.with_config(base.model_copy(update=update))
-                decoder.answer(questions[:1])  # warm-up
-                result, generated = measure(decoder, questions)
-                line: dict[str, Any] = {"method": strategy, "batch": batch, "jump": jump}
-                line |= {"questions": len(questions), "adapter": str(args.adapter or "")}
-                line |= {"overrides": overrides} if overrides else {}
+                config = base.model_copy(update=update)
+                head: dict[str, Any] = {"method": strategy, "batch": batch, "jump": jump}
+                head |= {"questions": len(questions), "adapter": str(args.adapter or "")}
+                earlier = None
+                if reference is not None:
+                    ref = DecodeConfig.model_validate(config.model_dump() | reference)
+                    result, ids, kept = run(ref)
+                    earlier = (ids, kept)
+                    emit(head | {"overrides": overrides | reference} | result)
+                result, generated, kept = run(config)
+                line = head | ({"overrides": overrides} if overrides else {})
                 if jump == "off":
                     plain = generated
                 elif plain is not None:
-                    same = sum(a == b for a, b in zip(plain, generated, strict=True))
-                    line["identical_to_plain"] = f"{same}/{len(generated)}"
+                    line["identical_to_plain"] = _same(plain, generated)
+                if earlier is not None:
+                    line["identical_to_reference"] = _same(earlier[0], generated)
+                    line["kept_windows_identical"] = _same(earlier[1], kept)
                 emit(line | result)
+    stack.close()
     print()
     print(_table(rows))
 

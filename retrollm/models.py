@@ -169,13 +169,20 @@ def add_special_tokens(
 
 
 def load_causal_lm(
-    folder: Path | str, dtype: str = "float32", adapter: Path | str | None = None
+    folder: Path | str,
+    dtype: str = "float32",
+    adapter: Path | str | None = None,
+    device: str = "cpu",
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A prepared model folder (and optionally a LoRA adapter over it), ready to generate."""
+    """A prepared model folder (and optionally a LoRA adapter over it), ready to generate
+    on `device` (retrollm.devices: cpu, cuda, cuda:N, auto; dtype auto follows it)."""
+    from retrollm.devices import resolve_device, resolve_dtype
+
     folder = _existing(folder, "model folder")
+    target = resolve_device(device)
     tokenizer = load_tokenizer(folder)
     model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=torch_dtype(dtype), local_files_only=True
+        folder, dtype=torch_dtype(resolve_dtype(dtype, target)), local_files_only=True
     )
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         raise ModelError(f"{folder}: tokenizer has more tokens than the model's embeddings")
@@ -191,7 +198,7 @@ def load_causal_lm(
             model, adapter, base_fingerprint(folder), tokenizer_fingerprint(tokenizer)
         )
         model = model.merge_and_unload()
-    return model.eval(), tokenizer
+    return model.to(target).eval(), tokenizer
 
 
 def is_chat_model(tokenizer: PreTrainedTokenizerBase) -> bool:

@@ -107,7 +107,9 @@ class EvaluateParams(StageParams):
     resume_dir: Path = Field(
         Path("data/.resume/eval"), description="Checkpoints of unfinished runs (not a DVC out)."
     )
-    model_dtype: Literal["float32", "bfloat16"] = Field("float32", description="Baseline LM dtype.")
+    model_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "float32", description="Baseline LM dtype (auto: bfloat16 on CUDA, float32 on a CPU)."
+    )
     baselines: BaselineConfig = Field(default_factory=BaselineConfig)
     dense: DenseParams = Field(default_factory=DenseParams)
     baseline_methods: dict[str, MethodSpec] = Field(
@@ -170,13 +172,19 @@ def _inputs(spec: MethodSpec, paths: Paths, dataset: str, dense: Path) -> dict[s
     return inputs
 
 
-def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Paths):  # type: ignore[no-untyped-def]
-    """Load what the method needs once and return questions -> predictions."""
-    if spec.kind == "retrollm":
-        from retrollm.decoding import DecodeConfig, RetroLLM
+def _answer_fn(  # type: ignore[no-untyped-def]
+    method: str, spec: MethodSpec, params: EvaluateParams, paths: Paths, device: str | None = None
+):
+    """Load what the method needs once and return questions -> predictions. Every method
+    runs on `device` (None: `decode.device`, the one device knob of params.yaml)."""
+    from retrollm.decoding import DecodeConfig
 
-        base = load_params("decode", DecodeConfig)
-        config = DecodeConfig.model_validate(base.model_dump() | spec.decode)
+    base = load_params("decode", DecodeConfig)
+    device = device or base.device
+    if spec.kind == "retrollm":
+        from retrollm.decoding import RetroLLM
+
+        config = DecodeConfig.model_validate(base.model_dump() | spec.decode | {"device": device})
         adapter = paths.adapter if spec.adapter else None
         decoder = RetroLLM.from_artifacts(paths, config, adapter=adapter)
 
@@ -190,7 +198,7 @@ def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Pat
 
     from retrollm.models import load_causal_lm
 
-    model, tokenizer = load_causal_lm(paths.model, params.model_dtype)
+    model, tokenizer = load_causal_lm(paths.model, params.model_dtype, device=device)
     config = params.baselines
     search = formatter = None
     if spec.kind != "direct":
@@ -200,7 +208,7 @@ def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Pat
         corpus = load_corpus(paths.corpus)
         offsets = np.load(paths.tokens / "doc_offsets.npy", mmap_mode="r")
         formatter = PassageFormatter(tokenizer, corpus, offsets, config.max_passage_tokens)
-        search = _search_fn(spec.kind, [r.contents for r in corpus], params)
+        search = _search_fn(spec.kind, [r.contents for r in corpus], params, device)
     kind = "direct" if spec.kind == "direct" else "rag"
 
     def answer(questions: Sequence[Any]) -> list[Prediction]:
@@ -213,7 +221,7 @@ def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Pat
     return answer
 
 
-def _search_fn(kind: Kind, texts: list[str], params: EvaluateParams):  # type: ignore[no-untyped-def]
+def _search_fn(kind: Kind, texts: list[str], params: EvaluateParams, device: str):  # type: ignore[no-untyped-def]
     if kind == "rag-bm25":
         from retrollm.retrieval.bm25 import BM25Retriever
 
@@ -221,7 +229,7 @@ def _search_fn(kind: Kind, texts: list[str], params: EvaluateParams):  # type: i
     else:
         from retrollm.retrieval.dense import DenseRetriever
 
-        retriever = DenseRetriever.load(params.dense.index, load_encoder(params.dense))
+        retriever = DenseRetriever.load(params.dense.index, load_encoder(params.dense, device))
         if retriever.n_docs != len(texts):
             raise SystemExit(
                 f"{params.dense.index} embeds {retriever.n_docs} documents, the corpus has "

@@ -69,8 +69,10 @@ class RetroLLM:
         tens of thousands of questions; worth it for an evaluation, not for one question,
         which is encoded live in milliseconds with the same numbers)."""
         from retrollm.corpus import load_corpus
+        from retrollm.devices import resolve_device
 
-        model, tokenizer = load_causal_lm(paths.model, config.dtype, adapter)
+        device = str(resolve_device(config.device))
+        model, tokenizer = load_causal_lm(paths.model, config.dtype, adapter, device)
         strategy = resolve_strategy(config)
         # Every strategy reads the index (unconstrained too: it reports whether its
         # evidence happens to be verbatim); it is memory-mapped, so loading is cheap.
@@ -85,7 +87,7 @@ class RetroLLM:
             )
         sparse = scorer = None
         if strategy.retrieve:
-            sparse = load_sparse(paths, config, stored_queries)
+            sparse = load_sparse(paths, config, stored_queries, device)
             from retrollm.retrieval.scorer import load_scorer
 
             scorer_dir = config.scorer_model or Path(paths.assets) / "biencoder"
@@ -93,6 +95,7 @@ class RetroLLM:
                 config.scorer,
                 scorer_dir,
                 config.scorer_max_length,
+                device=device,
                 activation=config.scorer_activation,
             )
         return cls(model, tokenizer, index, corpus, config, sparse, scorer)
@@ -158,7 +161,9 @@ class RetroLLM:
         return query
 
 
-def load_sparse(paths: Any, config: DecodeConfig, stored_queries: bool = True) -> SparseQueries:
+def load_sparse(
+    paths: Any, config: DecodeConfig, stored_queries: bool = True, device: str = "cpu"
+) -> SparseQueries:
     """SPLADE encoder (for questions never seen) plus sparse_expand's document index and
     per-question results (data/splade: docs/, queries/DATASET/SPLIT.msgpack)."""
     from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
@@ -169,4 +174,4 @@ def load_sparse(paths: Any, config: DecodeConfig, stored_queries: bool = True) -
     stored = {}
     if stored_queries:
         stored, _ = load_stored_queries(splade_dir, model_dir, config.k_aux, config.sparse_top_docs)
-    return SparseQueries(SpladeEncoder(model_dir), doc_index, stored)
+    return SparseQueries(SpladeEncoder(model_dir, device=device), doc_index, stored)

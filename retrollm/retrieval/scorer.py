@@ -48,8 +48,10 @@ class BiEncoderScorer(RelevanceScorer):
     ):
         from sentence_transformers import SentenceTransformer
 
+        from retrollm.devices import resolve_device
+
         self.model = SentenceTransformer(
-            str(_check_folder(path)), device=device, local_files_only=True
+            str(_check_folder(path)), device=str(resolve_device(device)), local_files_only=True
         )
         self.model.max_seq_length = max_length
         self.max_length = max_length
@@ -93,9 +95,11 @@ class CrossEncoderScorer(RelevanceScorer):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         # CrossEncoder defaults to a sigmoid for one label; say explicitly which is wanted.
+        from retrollm.devices import resolve_device
+
         self.model = CrossEncoder(
             str(_check_folder(path)),
-            device=device,
+            device=str(resolve_device(device)),
             max_length=max_length,
             local_files_only=True,
             activation_fn=getattr(torch.nn, ACTIVATIONS[activation])(),
