@@ -25,6 +25,8 @@ jump), then a markdown table:
   kind into index_query_share (every CorpusIndex call, in any phase),
   window_scoring_share (the scorer embedding windows) and bookkeeping_share (the rest);
   windows_scored_per_question: window texts the scorer embedded (after the cache);
+- cpu: the same figures by the process's CPU time (questions_per_cpu_min, the shares):
+  other jobs on a shared machine stretch wall time unevenly, CPU time far less;
 - with --reference, each configuration runs a second time under those decode overrides
   first (the earlier path, say), and the line says how many questions kept the same
   windows (kept_windows_identical) and generated the same ids (identical_to_reference);
@@ -49,90 +51,13 @@ import argparse
 import contextlib
 import json
 import platform
-import time
 from pathlib import Path
 from typing import Any
 
-from bench.timers import INDEX_METHODS, SCORER_METHODS, Counter, patched
+from bench.measure import measure, measure_baseline
+from bench.timers import HEAD_METHODS, INDEX_METHODS, SCORER_METHODS, Counter, Timers, patched
 
 DEFAULT_STRATEGIES = ["retrollm", "retrollm-hard-windows", "naive-constrained", "unconstrained"]
-
-
-def measure(
-    decoder: Any, questions: list[Any], index: Counter, scoring: Counter
-) -> tuple[dict[str, Any], list[list[int]], list[list[tuple[int, int, int]]]]:
-    """Figures of one configuration, each question's generated ids and kept windows."""
-    decoder.decoder.loop_stats.clear()
-    index.clear()
-    scoring.clear()
-    contexts = decoder.decoder.contexts
-    embedded = contexts.scores.embedded if contexts is not None else 0
-    start = time.perf_counter()
-    hypotheses = decoder.hypotheses(questions)
-    predictions = [decoder.prediction(h) for h in hypotheses]
-    wall = time.perf_counter() - start
-    n = len(predictions)
-    forward = sum(p.timings.get("forward", 0.0) for p in predictions)
-    decoded = sum(p.timings.get("total", 0.0) for p in predictions)
-    retrieval = sum(p.timings.get("retrieval", 0.0) for p in predictions)
-    stats = decoder.decoder.loop_stats
-    result = {
-        "questions_per_min": round(60.0 * n / wall, 2),
-        "tokens_per_question": _tokens_per_question(predictions),
-        "forward_passes_per_question": round(sum(p.forward_passes for p in predictions) / n, 1),
-        "model_calls_per_question": round(sum(s.forward_passes for s in stats) / n, 2),
-        "drafted_per_question": round(sum(s.drafted_tokens for s in stats) / n, 1),
-        "accepted_per_question": round(sum(s.accepted_tokens for s in stats) / n, 1),
-        "fed_cells_per_question": round(sum(s.fed_tokens for s in stats) / n, 1),
-        "outside_forward_share": round(1.0 - forward / wall, 4),
-        "retrieval_share": round(retrieval / wall, 4),
-        "step_rules_share": round((decoded - forward - retrieval) / wall, 4),
-        "other_share": round((wall - decoded) / wall, 4),
-        "index_query_share": round(index.seconds / wall, 4),
-        "window_scoring_share": round(scoring.seconds / wall, 4),
-        "bookkeeping_share": round(1.0 - (forward + index.seconds + scoring.seconds) / wall, 4),
-        "windows_located_per_question": round(
-            sum(len(h.context.located) for h in hypotheses if h.context is not None) / n, 1
-        ),
-        "windows_scored_per_question": round(
-            ((contexts.scores.embedded if contexts is not None else 0) - embedded) / n, 1
-        ),
-        "seconds": round(wall, 2),
-        "well_formed": sum(p.well_formed for p in predictions),
-        "statuses": _count(p.status for p in predictions),
-    }
-    kept = [
-        [(w.doc_index, w.start, w.end) for w in h.context.windows] if h.context else []
-        for h in hypotheses
-    ]
-    return result, [list(h.generated) for h in hypotheses], kept
-
-
-def measure_baseline(answer: Any, questions: list[Any]) -> dict[str, Any]:
-    start = time.perf_counter()
-    predictions = answer(questions)
-    wall = time.perf_counter() - start
-    n = len(predictions)
-    return {
-        "questions_per_min": round(60.0 * n / wall, 2),
-        "tokens_per_question": _tokens_per_question(predictions),
-        "seconds": round(wall, 2),
-    }
-
-
-def _tokens_per_question(predictions: list[Any]) -> dict[str, float]:
-    n = len(predictions)
-    return {
-        "in": round(sum(p.tokens_in for p in predictions) / n, 1),
-        "out": round(sum(p.tokens_out for p in predictions) / n, 1),
-    }
-
-
-def _count(values: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return counts
 
 
 def _machine(threads: int) -> dict[str, Any]:
@@ -145,23 +70,26 @@ def _machine(threads: int) -> dict[str, Any]:
 
 def _table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| method | batch | jump | overrides | q/min | fwd passes/q | accepted/q | fed cells/q "
-        "| tokens in+out | outside fwd | window scoring | identical | same ids / kept windows |",
+        "| method | batch | jump | overrides | q/min | q/CPU-min | fwd passes/q | fed cells/q "
+        "| tokens in+out | outside fwd (CPU) | window scoring (CPU) | identical | "
+        "same ids / kept windows |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["method"] == "call_cost":
             continue
         tokens = r["tokens_per_question"]
-        share = {k: f"{100 * r[k]:.0f}%" if k in r else "-" for k in _SHARES}
+        cpu = r.get("cpu", {})
+        share = {k: f"{100 * cpu[k]:.0f}%" if k in cpu else "-" for k in _SHARES}
         same = "-"
         if "identical_to_reference" in r:
             same = f"{r['identical_to_reference']} / {r['kept_windows_identical']}"
         overrides = " ".join(f"{k}={v}" for k, v in r.get("overrides", {}).items()) or "-"
         lines.append(
             f"| {r['method']} | {r['batch']} | {r.get('jump', '-')} | {overrides} | "
-            f"{r['questions_per_min']:.1f} | {r.get('forward_passes_per_question', '-')} | "
-            f"{r.get('accepted_per_question', '-')} | {r.get('fed_cells_per_question', '-')} | "
+            f"{r['questions_per_min']:.1f} | {cpu.get('questions_per_cpu_min', '-')} | "
+            f"{r.get('forward_passes_per_question', '-')} | "
+            f"{r.get('fed_cells_per_question', '-')} | "
             f"{tokens['in']:.0f}+{tokens['out']:.0f} | {share['outside_forward_share']} | "
             f"{share['window_scoring_share']} | {r.get('identical_to_plain', '-')} | {same} |"
         )
@@ -210,7 +138,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from bench.call_cost import measure_call_cost
     from retrollm.decoding import DecodeConfig
+    from retrollm.decoding.forward import ModelForward
     from retrollm.decoding.pipeline import RetroLLM
+    from retrollm.decoding.scores import LMHead
     from retrollm.index import CorpusIndex
     from retrollm.qa import load_qa
     from stages.common import load_params, load_paths
@@ -251,13 +181,18 @@ def main() -> None:
         emit({"method": "call_cost", "batch": batch, "device": str(loaded.decoder.forward.device)}
              | {"split_head": loaded.decoder.forward.split} | cost)  # fmt: skip
     stack = contextlib.ExitStack()
-    index_time = stack.enter_context(patched(CorpusIndex, INDEX_METHODS, Counter()))
-    scoring_time = stack.enter_context(patched(loaded.scorer, SCORER_METHODS, Counter()))
+    forward_time = stack.enter_context(patched(ModelForward, ("__call__",), Counter()))
+    stack.enter_context(patched(LMHead, HEAD_METHODS, forward_time))
+    timers = Timers(
+        forward_time,
+        stack.enter_context(patched(CorpusIndex, INDEX_METHODS, Counter())),
+        stack.enter_context(patched(loaded.scorer, SCORER_METHODS, Counter())),
+    )
 
     def run(config: DecodeConfig) -> tuple[dict[str, Any], list[list[int]], list[Any]]:
         decoder = loaded.with_config(config)
         decoder.answer(warm_up)
-        return measure(decoder, questions, index_time, scoring_time)
+        return measure(decoder, questions, timers)
 
     for strategy in args.strategies:
         for batch in args.batch:

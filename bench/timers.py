@@ -2,7 +2,9 @@
 so it can split the time outside the forward pass without timing code in the engine.
 
 A call that runs inside another timed call of the same counter (locate calls state and
-positions) is counted once, by the outermost call.
+positions) is counted once, by the outermost call. Each counter keeps wall time and the
+process's CPU time: on a shared machine other jobs stretch wall time unevenly over a run,
+CPU time much less, so shares of CPU time compare better between runs.
 """
 
 from __future__ import annotations
@@ -31,16 +33,18 @@ INDEX_METHODS = (
     "extract",
 )
 SCORER_METHODS = ("embed", "score")
+HEAD_METHODS = ("full", "at")  # scores.LMHead: forward-pass work done when a step reads
 
 
 @dataclass
 class Counter:
     seconds: float = 0.0
+    cpu: float = 0.0
     calls: int = 0
     _depth: int = 0
 
     def clear(self) -> None:
-        self.seconds, self.calls = 0.0, 0
+        self.seconds, self.cpu, self.calls = 0.0, 0.0, 0
 
     def wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
@@ -48,15 +52,29 @@ class Counter:
             if self._depth:
                 return function(*args, **kwargs)
             self._depth += 1
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - started
+                self.cpu += time.process_time() - cpu
                 self.calls += 1
                 self._depth -= 1
 
         return timed
+
+
+@dataclass
+class Timers:
+    """The counters of one benchmark: model forward (body and head), index, scorer."""
+
+    forward: Counter
+    index: Counter
+    scoring: Counter
+
+    def clear(self) -> None:
+        for counter in (self.forward, self.index, self.scoring):
+            counter.clear()
 
 
 @contextmanager
