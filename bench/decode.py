@@ -30,8 +30,10 @@ jump), then a markdown table:
 - with --reference, each configuration runs a second time under those decode overrides
   first (the earlier path, say), and the line says how many questions kept the same
   windows (kept_windows_identical) and generated the same ids (identical_to_reference);
-- a `call_cost` line per batch size: `decode.jump_call_cost` measured on this device
-  (bench/call_cost.py), to put into params.yaml for it.
+- with --call-costs, jump-forward runs again under each `decode.jump_call_cost` given
+  (the output is the same for any; only speed changes), and a `jump_call_cost` line names
+  the fastest on this device, by CPU time on a CPU and by wall time on a GPU: the value to
+  put into params.yaml for it.
 
 The baseline (`evaluate.baseline_methods`, default rag-bm25) answers the same questions at
 each batch size with the same backbone, in the same process, so its questions per minute
@@ -54,7 +56,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from bench.measure import measure, measure_baseline
+from bench.measure import measure, measure_baseline, sweep_call_cost
 from bench.timers import HEAD_METHODS, INDEX_METHODS, SCORER_METHODS, Counter, Timers, patched
 
 DEFAULT_STRATEGIES = ["retrollm", "retrollm-hard-windows", "naive-constrained", "unconstrained"]
@@ -76,7 +78,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        if r["method"] == "call_cost":
+        if r["method"] == "jump_call_cost":
             continue
         tokens = r["tokens_per_question"]
         cpu = r.get("cpu", {})
@@ -131,12 +133,19 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="also run each configuration under these decode overrides and compare",
     )
+    parser.add_argument(
+        "--call-costs",
+        nargs="*",
+        type=float,
+        default=[],
+        metavar="CELLS",
+        help="also run jump-forward with each decode.jump_call_cost and name the fastest",
+    )
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    from bench.call_cost import measure_call_cost
     from retrollm.decoding import DecodeConfig
     from retrollm.decoding.forward import ModelForward
     from retrollm.decoding.pipeline import RetroLLM
@@ -176,10 +185,6 @@ def main() -> None:
     loaded = RetroLLM.from_artifacts(
         paths, base.model_copy(update={"strategy": "retrollm"}), adapter=args.adapter
     )
-    for batch in args.batch:
-        cost = measure_call_cost(loaded.decoder.forward, batch)
-        emit({"method": "call_cost", "batch": batch, "device": str(loaded.decoder.forward.device)}
-             | {"split_head": loaded.decoder.forward.split} | cost)  # fmt: skip
     stack = contextlib.ExitStack()
     forward_time = stack.enter_context(patched(ModelForward, ("__call__",), Counter()))
     stack.enter_context(patched(LMHead, HEAD_METHODS, forward_time))
@@ -218,6 +223,8 @@ def main() -> None:
                     line["identical_to_reference"] = _same(earlier[0], generated)
                     line["kept_windows_identical"] = _same(earlier[1], kept)
                 emit(line | result)
+                if jump == "on" and args.call_costs:
+                    emit(sweep_call_cost(run, config, args.call_costs, head, generated, emit))
     stack.close()
     print()
     print(_table(rows))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench.timers import Timers
@@ -98,3 +99,30 @@ def _count(values: Any) -> dict[str, int]:
     for value in values:
         counts[value] = counts.get(value, 0) + 1
     return counts
+
+
+def sweep_call_cost(
+    run: Callable[[Any], tuple[dict[str, Any], list[list[int]], list[Any]]],
+    config: Any,
+    costs: list[float],
+    head: dict[str, Any],
+    generated: list[list[int]],
+    emit: Callable[[dict[str, Any]], None],
+) -> dict[str, Any]:
+    """Decode under each jump_call_cost (`run` measures one config), check every run
+    generates what `generated` holds, and name the fastest. Chunk widths trade calls for
+    padding, and padding stays in the KV cache as masked cells until compaction, so every
+    later call attends over it too: a fitted per-call cost overrates wide chunks, and
+    only whole runs tell which value is fastest."""
+    by = "questions_per_min" if config.device.startswith("cuda") else "questions_per_cpu_min"
+    speed: dict[float, float] = {}
+    for cost in costs:
+        result, ids, _ = run(config.model_copy(update={"jump_call_cost": cost}))
+        if ids != generated:
+            raise RuntimeError(f"jump_call_cost={cost} changed the output: a jump-forward bug")
+        emit(head | {"overrides": {"jump_call_cost": cost}} | result)
+        speed[cost] = result[by] if by in result else result["cpu"][by]
+    best = max(speed, key=speed.__getitem__)
+    return {"method": "jump_call_cost", "batch": head["batch"], "best": best, "by": by} | {
+        "speeds": {str(k): v for k, v in speed.items()}
+    }

@@ -150,8 +150,9 @@ def retrieval(paths: Paths, decode: DecodeConfig, cache_windows: int) -> Retriev
                             f"indexes {index.n_docs}: rebuild the index")  # fmt: skip
     scorer_dir = decode.scorer_model or Path(paths.assets) / "biencoder"
     scorer = load_scorer(
-        decode.scorer, scorer_dir, decode.scorer_max_length, activation=decode.scorer_activation
-    )
+        decode.scorer, scorer_dir, decode.scorer_max_length, decode.device,
+        activation=decode.scorer_activation,
+    )  # fmt: skip
     strategy = resolve_strategy(decode)
     return RetrievalContexts(index, tokenizer, scorer, decode, strategy, corpus, cache_windows)
 
