@@ -207,11 +207,13 @@ class DecodeConfig(BaseModel):
         32, ge=1, description="Most tokens drafted after a chosen token in one pass."
     )
     jump_call_cost: float = Field(
-        20.0,
+        4.0,
         ge=0,
         description="A forward call's fixed cost in fed cells (one row, one position): "
-        "chunks widen only where the calls saved outweigh the padding fed. About 20 on "
-        "this 2-core CPU (bench/decode.py); far more on a GPU, where cells are nearly free.",
+        "chunks widen only where the calls saved outweigh the padding fed. Measured per "
+        "device by whole runs (bench/decode.py --call-costs; the output is the same for "
+        "any value): 4 on this 2-core CPU (faster than 8, 20, 66); far more on a GPU, "
+        "where cells are nearly free.",
     )
     split_head: bool = Field(
         True,
