@@ -70,6 +70,35 @@ class SpecialTokenIds:
         return asdict(self)
 
 
+def resolve_device(name: str) -> torch.device:
+    """The device a `device` knob names: cpu, cuda, cuda:N, or auto (the first CUDA device
+    when torch sees one, else the CPU). A CUDA name on a machine without CUDA fails here,
+    naming the knob, not deep inside a model load."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ModelError(f"device must be cpu, cuda, cuda:N or auto, got {name!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelError(f"device {name!r}: torch sees no CUDA device on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise ModelError(f"device {name!r}: this machine has {count} CUDA device(s)")
+    return device
+
+
+def resolve_dtype(name: str, device: torch.device) -> str:
+    """A dtype name; "auto" is bfloat16 on CUDA (the paper's 7B backbones need it to fit)
+    and float32 on a CPU (bfloat16 is emulated on CPUs without AVX-512 BF16, and slow)."""
+    if name != "auto":
+        return name
+    return "bfloat16" if device.type == "cuda" else "float32"
+
+
 def torch_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise ModelError(f"unknown dtype {name!r}; expected one of {sorted(DTYPES)}")
@@ -175,9 +204,7 @@ def load_causal_lm(
     device: str = "cpu",
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A prepared model folder (and optionally a LoRA adapter over it), ready to generate
-    on `device` (retrollm.devices: cpu, cuda, cuda:N, auto; dtype auto follows it)."""
-    from retrollm.devices import resolve_device, resolve_dtype
-
+    on `device` (cpu, cuda, cuda:N or auto; a dtype of auto follows it)."""
     folder = _existing(folder, "model folder")
     target = resolve_device(device)
     tokenizer = load_tokenizer(folder)

@@ -42,7 +42,13 @@ from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.contexts import RetrievalContexts
 from retrollm.decoding.strategies import resolve_strategy
 from retrollm.index import CorpusIndex
-from retrollm.models import SpecialTokenIds, load_tokenizer, prompt_ids, tokenizer_fingerprint
+from retrollm.models import (
+    SpecialTokenIds,
+    load_tokenizer,
+    prompt_ids,
+    resolve_device,
+    tokenizer_fingerprint,
+)
 from retrollm.qa import load_qa
 from retrollm.retrieval.scorer import load_scorer
 from retrollm.training.masks import masked_share
@@ -150,7 +156,7 @@ def retrieval(paths: Paths, decode: DecodeConfig, cache_windows: int) -> Retriev
                             f"indexes {index.n_docs}: rebuild the index")  # fmt: skip
     scorer_dir = decode.scorer_model or Path(paths.assets) / "biencoder"
     scorer = load_scorer(
-        decode.scorer, scorer_dir, decode.scorer_max_length, decode.device,
+        decode.scorer, scorer_dir, decode.scorer_max_length, str(resolve_device(decode.device)),
         activation=decode.scorer_activation,
     )  # fmt: skip
     strategy = resolve_strategy(decode)

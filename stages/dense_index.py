@@ -51,13 +51,11 @@ def model_ref(folder: Path) -> InputRef:
     return InputRef(path=str(folder), schema_name="biencoder", fingerprint=digest.hexdigest())
 
 
-def load_encoder(dense: DenseParams, device: str = "cpu"):  # type: ignore[no-untyped-def]
+def load_encoder(dense: DenseParams):  # type: ignore[no-untyped-def]
     """The bi-encoder with this stage's truncation, for documents and queries alike."""
     from retrollm.retrieval.scorer import BiEncoderScorer
 
-    return BiEncoderScorer(
-        dense.model, device=device, max_length=dense.max_length, batch_size=dense.batch_size
-    )
+    return BiEncoderScorer(dense.model, max_length=dense.max_length, batch_size=dense.batch_size)
 
 
 def main() -> dict[str, int]:

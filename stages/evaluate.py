@@ -227,9 +227,12 @@ def _search_fn(kind: Kind, texts: list[str], params: EvaluateParams, device: str
 
         retriever = BM25Retriever.build(texts)
     else:
+        from retrollm.models import resolve_device
         from retrollm.retrieval.dense import DenseRetriever
 
-        retriever = DenseRetriever.load(params.dense.index, load_encoder(params.dense, device))
+        encoder = load_encoder(params.dense)
+        encoder.model.to(resolve_device(device))
+        retriever = DenseRetriever.load(params.dense.index, encoder)
         if retriever.n_docs != len(texts):
             raise SystemExit(
                 f"{params.dense.index} embeds {retriever.n_docs} documents, the corpus has "

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from retrollm.decoding import DecodeConfig
-from retrollm.devices import resolve_device, resolve_dtype
+from retrollm.models import ModelError, resolve_device, resolve_dtype
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -20,7 +20,7 @@ def test_device_names_resolve() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
-    with pytest.raises(ValueError, match="cpu, cuda, cuda:N or auto"):
+    with pytest.raises(ModelError, match="cpu, cuda, cuda:N or auto"):
         resolve_device("gpu")
     with pytest.raises(ValueError):
         DecodeConfig(device="cuda0")
@@ -29,7 +29,7 @@ def test_device_names_resolve() -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_a_cuda_device_without_cuda_fails_naming_the_knob() -> None:
-    with pytest.raises(ValueError, match="no CUDA device"):
+    with pytest.raises(ModelError, match="no CUDA device"):
         resolve_device("cuda")
 
 

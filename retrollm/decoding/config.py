@@ -13,8 +13,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from retrollm.devices import DEVICE_PATTERN
-
 StrategyName = Literal["retrollm", "retrollm-hard-windows", "naive-constrained", "unconstrained"]
 
 
@@ -225,7 +223,7 @@ class DecodeConfig(BaseModel):
     )
     device: str = Field(
         "cpu",
-        pattern=DEVICE_PATTERN,
+        pattern=r"^(cpu|auto|cuda(:\d+)?)$",
         description="Where the LM, the window scorer and SPLADE run: cpu, cuda, cuda:N or "
         "auto (CUDA when present). The index and the constraint rules stay numpy on the "
         "CPU; per step only allowed ids and bonuses go to the device.",

@@ -23,7 +23,13 @@ from retrollm.decoding.state import Hypothesis, Query
 from retrollm.decoding.strategies import Strategy, resolve_strategy
 from retrollm.decoding.trace import build_prediction
 from retrollm.index import CorpusIndex
-from retrollm.models import SpecialTokenIds, load_causal_lm, prompt_ids, tokenizer_fingerprint
+from retrollm.models import (
+    SpecialTokenIds,
+    load_causal_lm,
+    prompt_ids,
+    resolve_device,
+    tokenizer_fingerprint,
+)
 from schemas.prediction import Prediction
 from schemas.records import CorpusRecord, QARecord
 
@@ -69,7 +75,6 @@ class RetroLLM:
         tens of thousands of questions; worth it for an evaluation, not for one question,
         which is encoded live in milliseconds with the same numbers)."""
         from retrollm.corpus import load_corpus
-        from retrollm.devices import resolve_device
 
         device = str(resolve_device(config.device))
         model, tokenizer = load_causal_lm(paths.model, config.dtype, adapter, device)

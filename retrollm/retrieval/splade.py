@@ -21,7 +21,6 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from retrollm.devices import resolve_device
 from retrollm.retrieval.ranking import top_k
 
 # Vocabulary entries that are never useful clues: BERT's reserved "[unused12]"-style slots.
@@ -85,8 +84,8 @@ class SpladeEncoder:
         # local_files_only: a missing file must fail here, never trigger a hub download.
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
         self.model = AutoModelForMaskedLM.from_pretrained(self.model_dir, local_files_only=True)
-        self.device = str(resolve_device(device))
-        self.model.to(self.device).eval()
+        self.model.to(device).eval()
+        self.device = device
         self.max_length = max_length
         self.vocab_chunk = 2048  # columns of the vocabulary projection computed at once
         self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
