@@ -197,6 +197,42 @@ def add_special_tokens(
     return ids
 
 
+def _grouped_sdpa(module: Any, query: Any, key: Any, value: Any, mask: Any, **kw: Any) -> Any:
+    """transformers' SDPA attention, but one masked multi-position call on a CPU runs
+    grouped-query attention in torch's kernel (enable_gqa) instead of first copying every
+    key/value head per query head (repeat_kv): a jump-forward chunk over a cache with
+    masked holes took 0.9 s instead of 1.9 s (SmolLM2-135M, 16 rows x 8 over 400 cells),
+    same output. Single positions, GPUs (no masked GQA kernel) and training keep the
+    stock path."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    grouped = (
+        getattr(module, "num_key_value_groups", 1) > 1
+        and mask is not None
+        and query.shape[2] > 1
+        and query.device.type == "cpu"
+        and not torch.is_grad_enabled()
+        and not kw.get("dropout")
+        and kw.get("position_bias") is None
+        and kw.get("softcap") is None
+    )
+    if not grouped:
+        return sdpa_attention_forward(module, query, key, value, mask, **kw)
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=mask, scale=kw.get("scaling"), enable_gqa=True
+    )
+    return out.transpose(1, 2).contiguous(), None
+
+
+def use_grouped_sdpa(enabled: bool = True) -> None:
+    """Route the "sdpa" attention of every model in this process through _grouped_sdpa
+    (False: back to transformers' own)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.modeling_utils import AttentionInterface
+
+    AttentionInterface.register("sdpa", _grouped_sdpa if enabled else sdpa_attention_forward)
+
+
 def load_causal_lm(
     folder: Path | str,
     dtype: str = "float32",
@@ -225,6 +261,7 @@ def load_causal_lm(
             model, adapter, base_fingerprint(folder), tokenizer_fingerprint(tokenizer)
         )
         model = model.merge_and_unload()
+    use_grouped_sdpa()
     return model.to(target).eval(), tokenizer
 
 
