@@ -67,10 +67,17 @@ class Decoder:
         if config.stop_at_sentence_end and strategy.evidence == "candidates":
             closes = _closes_sentence(contexts, tokenizer)
         self.evidence = EvidenceRules(strategy, config, special, self.stop_ids, index, closes)
-        self.forward = ModelForward(model, config.split_head)
+        self._forward: ModelForward | None = None
         self.hyps: list[Hypothesis] = []
         self._leaving: list[Hypothesis] = []
         self.loop_stats: list[LoopStats] = []  # one per decoded batch, for benchmarks
+
+    @property
+    def forward(self) -> ModelForward:
+        """How the loop runs `self.model` (rebuilt if the model is swapped)."""
+        if self._forward is None or self._forward.model is not self.model:
+            self._forward = ModelForward(self.model, self.config.split_head)
+        return self._forward
 
     # ------------------------------------------------------------------ driving
     def decode(self, queries: Sequence[Query]) -> list[Hypothesis]:

@@ -20,7 +20,8 @@ class ModelForward:
 
     def __init__(self, model: torch.nn.Module, split_head: bool = True) -> None:
         self.model = model
-        self.device = next(model.parameters()).device
+        weight = next(model.parameters(), None)  # a stand-in LM in tests may have none
+        self.device = weight.device if weight is not None else torch.device("cpu")
         self.body: torch.nn.Module | None = None
         self.head: LMHead | None = None
         if split_head:
