@@ -210,8 +210,8 @@ class DecodeConfig(BaseModel):
         description="A forward call's fixed cost in fed cells (one row, one position): "
         "chunks widen only where the calls saved outweigh the padding fed. Measured per "
         "device by whole runs (bench/decode.py --call-costs; the output is the same for "
-        "any value): 4 on this 2-core CPU (faster than 8, 20, 66); far more on a GPU, "
-        "where cells are nearly free.",
+        "any value): 4 on this 2-core CPU (4 to 8 equally fast; 2, 16, 20, 66 slower); "
+        "far more on a GPU, where cells are nearly free.",
     )
     split_head: bool = Field(
         True,
