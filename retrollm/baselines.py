@@ -1,6 +1,6 @@
 """The baselines RetroLLM is measured against: direct generation and naive RAG.
 
-Same backbone, corpus and questions as RetroLLM (DESIGN.md, "Baselines"); prompts are
+Same backbone, corpus and questions as RetroLLM (docs/design.md §7); prompts are
 FlashRAG's defaults, the toolkit behind the paper's baseline rows. Retrieved passages are
 recorded as `evidences` so that R@1/R@5 are computed by the same code for every method.
 Generation is greedy and batched with left padding and the KV cache (`generate`).

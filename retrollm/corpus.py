@@ -56,10 +56,9 @@ def _passage(
     on_error: OnError,
     skips: list[Skip],
 ) -> Passage | None:
-    """Check one passage through CorpusRecord's validators (NUL, surrogates, bidi marks)."""
-    if not body.strip():
-        handle_bad_record(path, line, "empty document", on_error, skips)
-        return None
+    """Check one passage through CorpusRecord's validators (NUL, surrogates, bidi marks,
+    an id hygiene would change); emptiness is judged on the cleaned text, so a body of
+    invisible marks only is an empty document."""
     if "\n" in title:
         handle_bad_record(path, line, "title contains a line break", on_error, skips)
         return None
@@ -68,7 +67,11 @@ def _passage(
     except ValidationError as error:
         handle_bad_record(path, line, validation_reason(error), on_error, skips)
         return None
-    return Passage(line, record.id, record.title, record.contents.split("\n", 1)[1])
+    clean_body = record.contents.split("\n", 1)[1]
+    if not clean_body.strip():
+        handle_bad_record(path, line, "empty document", on_error, skips)
+        return None
+    return Passage(line, record.id, record.title, clean_body)
 
 
 def read_wiki_offline(path: Path, on_error: OnError, skips: list[Skip]) -> Iterator[Passage]:

@@ -81,7 +81,6 @@ class QuestionScores(BaseModel):
     r5: float
     tokens_in: int
     tokens_out: int
-    latency: float = Field(description="Seconds of wall time spent on this question.")
     well_formed: bool
     status: str
 
@@ -98,7 +97,6 @@ def score(prediction: Prediction) -> QuestionScores:
         r5=recall_at_k(texts, golds, 5),
         tokens_in=prediction.tokens_in,
         tokens_out=prediction.tokens_out,
-        latency=prediction.timings.get("total", 0.0),
         well_formed=prediction.well_formed,
         status=prediction.status,
     )
@@ -116,8 +114,6 @@ class Aggregate(BaseModel):
     tokens: float = Field(description="Mean tokens in plus out per question (paper's Tok).")
     tokens_in: float
     tokens_out: float
-    latency_ms: float = Field(description="Mean wall time per question, milliseconds.")
-    questions_per_min: float
     well_formed: float = Field(description="Percent of outputs in the expected format.")
     acc_ci95: float = Field(description="Half width of a normal 95% interval on acc, points.")
     status: dict[str, int] = Field(default_factory=dict, description="Count per status.")
@@ -132,7 +128,6 @@ def aggregate(scores: Sequence[QuestionScores]) -> Aggregate:
     two methods must be before the difference means anything."""
     n = len(scores)
     acc = _mean([s.acc for s in scores])
-    latency = _mean([s.latency for s in scores])
     return Aggregate(
         n=n,
         acc=100 * acc,
@@ -143,9 +138,22 @@ def aggregate(scores: Sequence[QuestionScores]) -> Aggregate:
         tokens=_mean([s.tokens_in + s.tokens_out for s in scores]),
         tokens_in=_mean([s.tokens_in for s in scores]),
         tokens_out=_mean([s.tokens_out for s in scores]),
-        latency_ms=1000 * latency,
-        questions_per_min=60 / latency if latency > 0 else 0.0,
         well_formed=100 * _mean([float(s.well_formed) for s in scores]),
         acc_ci95=100 * 1.96 * math.sqrt(acc * (1 - acc) / n) if n else 0.0,
         status=dict(sorted(Counter(s.status for s in scores).items())),
     )
+
+
+class Timing(BaseModel):
+    """Wall time of one run over a method's questions. Kept apart from Aggregate: it is a
+    fact of the machine and its load, not of params and inputs, so it goes to the run log
+    beside an evaluation (retrollm/artifacts.py run_log_path), never into the artifact."""
+
+    latency_ms: float = Field(description="Mean wall time per question, milliseconds.")
+    questions_per_min: float
+
+
+def timing(predictions: Sequence[Prediction]) -> Timing:
+    """Mean latency of predictions that carry their timings (timings["total"], seconds)."""
+    latency = _mean([p.timings.get("total", 0.0) for p in predictions])
+    return Timing(latency_ms=1000 * latency, questions_per_min=60 / latency if latency > 0 else 0.0)

@@ -3,7 +3,7 @@
 Everything downstream (tokens, index, decoder, training) must agree on one tokenizer, so
 the helpers here are the single place that adds RetroLLM's five tokens, builds the prompt
 and fingerprints the vocabulary. Loading never reaches the network: weights come from
-registry packages or local folders (see DESIGN.md, "Embedded defaults").
+registry packages or local folders (see docs/design.md §4).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,9 @@ DTYPES: dict[str, torch.dtype] = {
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
 }
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
 
 
 class ModelError(RuntimeError):
@@ -111,6 +114,12 @@ def _existing(path: Path | str, what: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path}: {what} not found")
     return path
+
+
+def tokenizer_files(names: Iterable[str]) -> list[str]:
+    """The files of a model folder that loading its tokenizer reads: all but the weights
+    (what a tokenizer-only reader verifies, without hashing gigabytes it never opens)."""
+    return sorted(name for name in names if not name.endswith(WEIGHT_SUFFIXES))
 
 
 def load_tokenizer(folder: Path | str) -> PreTrainedTokenizerBase:
@@ -270,7 +279,7 @@ def is_chat_model(tokenizer: PreTrainedTokenizerBase) -> bool:
 
 
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, question: str) -> list[int]:
-    """The RetroLLM prompt (RETROLLM.md section 2) as token ids.
+    """The RetroLLM prompt (docs/method.md §2) as token ids.
 
     Control tokens typed inside a question are encoded as plain text, so a question can
     never open a clue or close the user turn.

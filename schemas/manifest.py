@@ -41,6 +41,11 @@ class Manifest(BaseModel):
     files: dict[str, str] = Field(
         default_factory=dict, description="File name (relative) -> sha256 of its bytes."
     )
+    sizes: dict[str, int] = Field(
+        default_factory=dict,
+        description="File name (relative) -> bytes; checked before hashing, and alone when "
+        "verification is off.",
+    )
     fingerprint: str = Field(
         default="", description="sha256 over schema, params, inputs and file hashes."
     )

@@ -73,7 +73,9 @@ class Prediction(_Record):
     tokens_out: int = Field(0, description="Tokens generated (incl. forced ones).")
     forward_passes: int = Field(0, description="Model forward calls spent on this question.")
     timings: dict[str, float] = Field(
-        default_factory=dict, description="Seconds per phase, plus 'total'."
+        default_factory=dict,
+        description="Seconds per phase, plus 'total'. Empty in data/eval: the evaluate stage "
+        "moves them to the cell's run log (METHOD.run.json), so the cell's bytes repeat.",
     )
     well_formed: bool = Field(description="Output follows the clue/evidence/answer format.")
     status: str = Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.text import check_text
+from schemas.text import check_id, check_text
 
 
 class CorpusRecord(BaseModel):
@@ -16,7 +16,12 @@ class CorpusRecord(BaseModel):
     title: str = Field(description="Document title (may repeat across FlashRAG passages).")
     contents: str = Field(description="Document text (FlashRAG: 'title\\ntext').")
 
-    @field_validator("id", "title", "contents")
+    @field_validator("id")
+    @classmethod
+    def _exact_id(cls, value: str) -> str:
+        return check_id(value)
+
+    @field_validator("title", "contents")
     @classmethod
     def _clean(cls, value: str) -> str:
         return check_text(value)
@@ -43,7 +48,12 @@ class QARecord(BaseModel):
         "None until prepare_qa has checked.",
     )
 
-    @field_validator("id", "question")
+    @field_validator("id")
+    @classmethod
+    def _exact_id(cls, value: str) -> str:
+        return check_id(value)
+
+    @field_validator("question")
     @classmethod
     def _clean(cls, value: str) -> str:
         value = check_text(value).strip()

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class SparseQuery(BaseModel):
-    """A question's SPLADE expansion terms and document ranking (RETROLLM.md 3-4)."""
+    """A question's SPLADE expansion terms and document ranking (docs/method.md §3-4)."""
 
     model_config = ConfigDict(extra="forbid")
 

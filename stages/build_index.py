@@ -12,11 +12,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from retrollm.artifacts import atomic_dir, input_ref, read_manifest, write_manifest
+from retrollm.artifacts import atomic_dir, read_manifest, write_manifest
 from retrollm.index import CorpusIndex
-from retrollm.tokenization import load_tokens
+from retrollm.tokenization import OFFSETS_FILE, TOKENS_FILE, load_tokens
 from schemas import Manifest
-from stages.common import Paths, StageParams, load_params, load_paths, run_stage
+from stages.common import Paths, StageParams, checked_input, load_params, load_paths, run_stage
 
 SCHEMA_VERSION = 1
 
@@ -28,6 +28,8 @@ class BuildIndexParams(StageParams):
 
 
 def main(params: BuildIndexParams, paths: Paths) -> dict[str, int]:
+    # The bytes are checked before use: a flipped one would flow into the index unnoticed.
+    tokens_ref = checked_input(paths.tokens, "tokens", [TOKENS_FILE, OFFSETS_FILE])
     tokens_manifest = read_manifest(paths.tokens, "tokens")
     fingerprint = tokens_manifest.extra["tokenizer_fingerprint"]
     tokens, doc_offsets = load_tokens(paths.tokens, mmap=True)
@@ -45,7 +47,7 @@ def main(params: BuildIndexParams, paths: Paths) -> dict[str, int]:
                 schema_version=SCHEMA_VERSION,
                 stage="build_index",
                 params=params.model_dump(mode="json"),
-                inputs={"tokens": input_ref(paths.tokens, "tokens")},
+                inputs={"tokens": tokens_ref},
                 counts=counts,
                 extra={"tokenizer_fingerprint": fingerprint},
             ),

@@ -1,4 +1,4 @@
-"""Stage build_trainset: RetroLLM training targets with loss masks (RETROLLM.md 8).
+"""Stage build_trainset: RetroLLM training targets with loss masks (docs/method.md §8).
 
 Steps: check the model, index, SPLADE and QA manifests (all made with one tokenizer and
 corpus), sample each dataset's answerable training questions, and for each batch of
@@ -21,7 +21,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import random
 from collections import Counter
 from pathlib import Path
-from typing import Literal
 
 import torch
 from pydantic import Field
@@ -30,14 +29,14 @@ from tqdm.auto import tqdm
 from retrollm.artifacts import (
     ArtifactError,
     atomic_dir,
-    input_ref,
     read_manifest,
     read_records,
     write_json,
     write_manifest,
     write_records,
 )
-from retrollm.corpus import load_corpus
+from retrollm.chain import asset_ref, check_chain
+from retrollm.corpus import DOCUMENTS_FILE, load_corpus
 from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.contexts import RetrievalContexts
 from retrollm.decoding.strategies import resolve_strategy
@@ -47,6 +46,7 @@ from retrollm.models import (
     load_tokenizer,
     prompt_ids,
     resolve_device,
+    tokenizer_files,
     tokenizer_fingerprint,
 )
 from retrollm.qa import load_qa
@@ -62,14 +62,23 @@ from retrollm.training.trainset import (
 from schemas import Manifest, QARecord
 from schemas.retrieval import SparseQuery
 from schemas.training import TrainExample
-from stages.common import Paths, StageParams, load_params, load_paths, run_stage
+from stages.common import (
+    Paths,
+    StageParams,
+    checked_input,
+    load_params,
+    load_paths,
+    run_stage,
+    verify_contents,
+)
 
 SCHEMA_NAME = "trainset"
 SCHEMA_VERSION = 1
 
 
-class BuildTrainsetParams(StageParams):
-    """The `build_trainset:` section of params.yaml."""
+class BuildTrainsetParams(TrainsetConfig, StageParams):
+    """The `build_trainset:` section of params.yaml: TrainsetConfig's fields (inherited)
+    plus which questions and how the stage runs."""
 
     datasets: list[str] = Field(["nq", "triviaqa"], description="prepare_qa datasets to use.")
     answerable_only: bool = Field(
@@ -79,37 +88,11 @@ class BuildTrainsetParams(StageParams):
         None, ge=1, description="Questions sampled per dataset with `seed` (null: all)."
     )
     seed: int = Field(0, description="Seed of the question sample.")
-    k_evidence: int = Field(
-        3,
-        ge=1,
-        description="Evidences per target, from the decoder's kept windows in rank order "
-        "(the answer-bearing one at whatever rank it has); the decoder writes as many "
-        "(decode.min_evidences, decode.max_evidences).",
-    )
     multihop_datasets: list[str] = Field(
         ["hotpotqa", "2wikimultihopqa"], description="Datasets that use k_evidence_multihop."
     )
     k_evidence_multihop: int = Field(10, ge=1, description="k_evidence for multi-hop datasets.")
     batch_size: int = Field(32, ge=1, description="Questions retrieved together.")
-    clues_from_question: int = Field(2, ge=0, description="Clues taken from the question.")
-    clues_from_evidence: int = Field(1, ge=0, description="Clues from the relevant evidence.")
-    clue_max_words: int = Field(3, ge=1, description="Words per clue span, at most.")
-    clue_max_hits: int = Field(
-        1000, ge=1, description="Spans occurring more often select nothing: never clues."
-    )
-    clue_may_contain_answer: bool = Field(
-        False, description="Allow evidence clues that contain a gold answer."
-    )
-    no_relevant: Literal["drop", "keep"] = Field(
-        "drop",
-        description="No gold answer in any of the k_evidence evidences: drop the question, "
-        "or keep it (the model then learns to answer past evidence that lacks the answer).",
-    )
-    keep_fraction: float = Field(
-        0.1, ge=0.0, le=0.5, description="Share of each evidence's tokens in the loss, per end."
-    )
-    gamma: float = Field(2.0, ge=0.0, description="Loss weight of answer tokens.")
-    max_tokens: int = Field(512, ge=16, description="Longer sequences are dropped (counted).")
     cache_windows: int = Field(
         200_000, ge=0, description="Window vectors kept by text across questions (0: none)."
     )
@@ -117,11 +100,10 @@ class BuildTrainsetParams(StageParams):
     excerpt: int = Field(20, ge=0, description="Examples copied to examples.jsonl for people.")
 
     def config(self, dataset: str) -> TrainsetConfig:
-        fields = set(TrainsetConfig.__dataclass_fields__)
-        values = {k: v for k, v in self.model_dump().items() if k in fields}
+        config = self.trainset()
         if dataset in self.multihop_datasets:
-            values["k_evidence"] = self.k_evidence_multihop
-        return TrainsetConfig(**values)
+            config = config.model_copy(update={"k_evidence": self.k_evidence_multihop})
+        return config
 
 
 def questions(paths: Paths, dataset: str, params: BuildTrainsetParams) -> list[QARecord]:
@@ -146,15 +128,12 @@ def retrieval(paths: Paths, decode: DecodeConfig, cache_windows: int) -> Retriev
     """The decoder's retrieval over the pipeline's artifacts, as evaluate loads it."""
     tokenizer = load_tokenizer(paths.model)
     fingerprint = tokenizer_fingerprint(tokenizer)
-    tokens_manifest = read_manifest(paths.tokens, "tokens")
-    if tokens_manifest.extra.get("tokenizer_fingerprint") != fingerprint:
-        raise ArtifactError(f"{paths.tokens}: made with another tokenizer than {paths.model}")
+    # By fingerprint, not by count: the same documents in another order must not pass.
+    check_chain(paths, fingerprint, splade=True)
     index = CorpusIndex.load(paths.index, expected_tokenizer_fingerprint=fingerprint)
     corpus = load_corpus(paths.corpus)
-    if len(corpus) != index.n_docs:
-        raise ArtifactError(f"{paths.corpus} has {len(corpus)} documents, {paths.index} "
-                            f"indexes {index.n_docs}: rebuild the index")  # fmt: skip
     scorer_dir = decode.scorer_model or Path(paths.assets) / "biencoder"
+    asset_ref(paths.assets, Path(scorer_dir), verify_contents())
     scorer = load_scorer(
         decode.scorer, scorer_dir, decode.scorer_max_length, str(resolve_device(decode.device)),
         activation=decode.scorer_activation,
@@ -165,12 +144,15 @@ def retrieval(paths: Paths, decode: DecodeConfig, cache_windows: int) -> Retriev
 
 def main(params: BuildTrainsetParams, decode: DecodeConfig, paths: Paths) -> dict[str, int]:
     torch.set_num_threads(params.threads)
+    model_files = tokenizer_files(read_manifest(paths.model, "model").files)
+    datasets = params.datasets
+    queries = [f"queries/{d}/train.msgpack" for d in datasets]
     inputs = {
-        "model": input_ref(paths.model, "model"),
-        "corpus": input_ref(paths.corpus, "corpus"),
-        "index": input_ref(paths.index, "index"),
-        "splade": input_ref(paths.splade, "splade"),
-        **{f"qa/{d}": input_ref(paths.qa / d, "qa") for d in params.datasets},
+        "model": checked_input(paths.model, "model", model_files),
+        "corpus": checked_input(paths.corpus, "corpus", [DOCUMENTS_FILE]),
+        "index": checked_input(paths.index, "index"),
+        "splade": checked_input(paths.splade, "splade", queries),
+        **{f"qa/{d}": checked_input(paths.qa / d, "qa", ["train.msgpack"]) for d in datasets},
     }
     contexts = retrieval(paths, decode, params.cache_windows)
     tokenizer = contexts.tokenizer

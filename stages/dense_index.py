@@ -22,10 +22,18 @@ from pathlib import Path
 import torch
 from pydantic import Field
 
-from retrollm.artifacts import atomic_dir, input_ref, sha256_file, write_manifest
-from retrollm.corpus import CORPUS_SCHEMA, load_corpus
+from retrollm.artifacts import atomic_dir, sha256_file, write_manifest
+from retrollm.chain import asset_ref
+from retrollm.corpus import CORPUS_SCHEMA, DOCUMENTS_FILE, load_corpus
 from schemas.manifest import InputRef, Manifest
-from stages.common import StageParams, load_paths, load_yaml, run_stage
+from stages.common import (
+    StageParams,
+    checked_input,
+    load_params,
+    load_paths,
+    run_stage,
+    verify_contents,
+)
 
 DENSE_SCHEMA = "dense_index"
 DENSE_VERSION = 1
@@ -61,9 +69,11 @@ def load_encoder(dense: DenseParams):  # type: ignore[no-untyped-def]
 def main() -> dict[str, int]:
     from retrollm.retrieval.dense import DenseRetriever
 
-    dense = DenseParams.model_validate((load_yaml().get("evaluate") or {}).get("dense") or {})
+    dense = load_params("evaluate.dense", DenseParams)
     paths = load_paths()
     torch.set_num_threads(dense.threads)
+    corpus_ref = checked_input(paths.corpus, CORPUS_SCHEMA, [DOCUMENTS_FILE])
+    asset_ref(paths.assets, dense.model, verify_contents())  # model_ref hashes it below
     corpus = load_corpus(paths.corpus)
     encoder = load_encoder(dense)
     # Chunks of 1024: sentence-transformers sorts each chunk by length, so its batches
@@ -80,7 +90,7 @@ def main() -> dict[str, int]:
                 stage="dense_index",
                 params=dense.model_dump(mode="json", exclude={"threads"}),
                 inputs={
-                    "corpus": input_ref(paths.corpus, CORPUS_SCHEMA),
+                    "corpus": corpus_ref,
                     "model": model_ref(dense.model),
                 },
                 counts={"documents": retriever.n_docs},

@@ -3,11 +3,14 @@
     python -m stages.evaluate DATASET METHOD
 
 METHOD names an entry of `evaluate.baseline_methods`, `evaluate.methods` (RetroLLM, base
-model) or `evaluate.adapter_methods` (RetroLLM, trained adapter). dvc.yaml runs each map as
-its own matrix stage so that each depends on what it reads only: baselines do not rerun
-when `decode` changes, and only the adapter methods wait for training.
+model), `evaluate.adapter_methods` (RetroLLM, trained adapter) or
+`evaluate.rag_lora_methods` (naive RAG over the rag-lora adapter, with the retriever
+build_rag_trainset chose). dvc.yaml runs each map as its own matrix stage so that each
+depends on what it reads only: baselines do not rerun when `decode` changes, and only the
+adapter methods wait for their training.
 Output data/eval/DATASET/METHOD/: predictions.msgpack (every Prediction, traces kept),
-predictions.jsonl (the first few, for people), metrics.json (aggregate), manifest.json.
+predictions.jsonl (the first few, for people), metrics.json (aggregate), manifest.json;
+beside it data/eval/DATASET/METHOD.run.json: the run's wall times and resumed count.
 """
 
 from __future__ import annotations
@@ -28,21 +31,35 @@ import torch
 from pydantic import Field, model_validator
 
 from retrollm.artifacts import (
+    ArtifactError,
     atomic_dir,
     code_fingerprint,
+    input_ref,
     read_manifest,
     write_json,
     write_manifest,
     write_records,
+    write_run_log,
 )
 from retrollm.baselines import BaselineConfig, run_baseline
+from retrollm.chain import asset_ref, made_from, tokens_of_corpus
 from retrollm.evaluation import ResumeFile, resume_key, run_checkpointed, select_questions
-from retrollm.metrics import aggregate, score
+from retrollm.metrics import aggregate, score, timing
 from retrollm.qa import load_qa
+from retrollm.retrieval.rag import Retriever, bm25_search, dense_search
 from schemas.manifest import InputRef, Manifest
 from schemas.prediction import Prediction
-from stages.common import Paths, StageParams, load_params, load_paths, load_yaml, run_stage
-from stages.dense_index import DenseParams, load_encoder
+from stages.common import (
+    Paths,
+    StageParams,
+    checked_input,
+    load_params,
+    load_paths,
+    load_yaml,
+    run_stage,
+    verify_contents,
+)
+from stages.dense_index import DENSE_SCHEMA, DenseParams
 
 # The code that decides a prediction: in the resume key, so a checkpoint written by other
 # code is never resumed.
@@ -63,13 +80,16 @@ EVALUATION_CODE = (
 )
 EVAL_SCHEMA = "eval"
 EVAL_VERSION = 1
-Kind = Literal["retrollm", "direct", "rag-bm25", "rag-dense"]
+Kind = Literal["retrollm", "direct", "rag-bm25", "rag-dense", "rag-lora"]
 
 
 class MethodSpec(StageParams):
     """One evaluated method: which engine runs it and what it overrides."""
 
-    kind: Kind = Field(description="retrollm (the decoder), direct, rag-bm25 or rag-dense.")
+    kind: Kind = Field(
+        description="retrollm (the decoder), direct, rag-bm25, rag-dense or rag-lora (RAG "
+        "over its own adapter and the retriever build_rag_trainset chose)."
+    )
     adapter: bool = Field(False, description="Load the trained LoRA adapter over the base LM.")
     limit: int | None = Field(
         None,
@@ -95,7 +115,7 @@ class EvaluateParams(StageParams):
     datasets: list[str] = Field(description="prepare_qa datasets; dvc.yaml's matrix reads it.")
     split: Literal["train", "test"] = Field("test", description="Split to evaluate on.")
     answerable_only: bool = Field(
-        True, description="Only questions with a gold answer in the corpus (DESIGN.md)."
+        True, description="Only questions with a gold answer in the corpus (docs/design.md §4)."
     )
     limit: int | None = Field(
         None, ge=1, description="Questions sampled per dataset (same sample for every method)."
@@ -122,54 +142,96 @@ class EvaluateParams(StageParams):
         default_factory=dict,
         description="RetroLLM over the trained adapter (stage evaluate_adapter, after train).",
     )
+    rag_lora_methods: dict[str, MethodSpec] = Field(
+        default_factory=dict,
+        description="RAG over the rag-lora adapter (stage evaluate_rag_lora, after train_rag).",
+    )
 
     @model_validator(mode="after")
     def _groups(self) -> EvaluateParams:
         """Each map feeds one DVC matrix stage with its own deps, so a method in the wrong
         map would run without (or wait for) the artifacts it needs."""
         rules = {
-            "baseline_methods": (self.baseline_methods, lambda s: s.kind != "retrollm"),
+            "baseline_methods": (
+                self.baseline_methods,
+                lambda s: s.kind in ("direct", "rag-bm25", "rag-dense") and not s.adapter,
+            ),
             "methods": (self.methods, lambda s: s.kind == "retrollm" and not s.adapter),
             "adapter_methods": (self.adapter_methods, lambda s: s.kind == "retrollm" and s.adapter),
+            "rag_lora_methods": (self.rag_lora_methods, lambda s: s.kind == "rag-lora"),
         }
         for group, (specs, fits) in rules.items():
             if wrong := [name for name, spec in specs.items() if not fits(spec)]:
                 raise ValueError(
-                    f"{group}: {wrong} do not belong here (baseline_methods: direct/rag-*; "
-                    "methods: retrollm without adapter; adapter_methods: retrollm, adapter: true)"
+                    f"{group}: {wrong} do not belong here (baseline_methods: direct, "
+                    "rag-bm25, rag-dense; methods: retrollm without adapter; adapter_methods: "
+                    "retrollm, adapter: true; rag_lora_methods: rag-lora)"
                 )
-        names = [*self.baseline_methods, *self.methods, *self.adapter_methods]
+        names = [
+            *self.baseline_methods, *self.methods, *self.adapter_methods, *self.rag_lora_methods
+        ]  # fmt: skip
         if dupes := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"{dupes}: a method name may appear in one map only")
         return self
 
     def spec(self, method: str) -> MethodSpec:
-        every = self.baseline_methods | self.methods | self.adapter_methods
+        every = self.baseline_methods | self.methods | self.adapter_methods | self.rag_lora_methods
         if method not in every:
             raise SystemExit(f"evaluate: unknown method {method!r} (known: {', '.join(every)})")
         return every[method]
 
 
-def _ref(folder: Path) -> InputRef:
-    manifest = read_manifest(folder)
-    return InputRef(
-        path=str(folder), schema_name=manifest.schema_name, fingerprint=manifest.fingerprint
-    )
+# An input: (folder, schema name, the files read from it; None: every file).
+Input = tuple[Path, str, list[str] | None]
 
 
-def _inputs(spec: MethodSpec, paths: Paths, dataset: str, dense: Path) -> dict[str, Path]:
-    """The artifacts a method reads; each one's manifest is checked and recorded."""
-    inputs = {"qa": paths.qa / dataset, "model": paths.model}
+def rag_retriever(spec: MethodSpec, paths: Paths) -> Retriever | None:
+    """The retriever behind a RAG method: its kind names it, or build_rag_trainset chose it."""
+    if spec.kind == "rag-lora":
+        chosen = read_manifest(paths.rag_trainset, "trainset").extra.get("retriever")
+        if chosen not in ("bm25", "dense"):
+            raise ArtifactError(f"{paths.rag_trainset}: manifest names no retriever ({chosen})")
+        return chosen  # type: ignore[return-value]
+    return {"rag-bm25": "bm25", "rag-dense": "dense"}.get(spec.kind)  # type: ignore[return-value]
+
+
+def _inputs(
+    spec: MethodSpec, paths: Paths, dataset: str, split: str, dense: Path
+) -> dict[str, Input]:
+    """The artifacts a method reads, with the files it reads from each."""
+    inputs: dict[str, Input] = {
+        "qa": (paths.qa / dataset, "qa", [f"{split}.msgpack"]),
+        "model": (paths.model, "model", None),
+    }
+    corpus: Input = (paths.corpus, "corpus", ["documents.msgpack"])
     if spec.kind.startswith("rag"):
-        inputs |= {"corpus": paths.corpus, "tokens": paths.tokens}
-    if spec.kind == "rag-dense":
-        inputs["dense"] = dense
+        inputs |= {"corpus": corpus, "tokens": (paths.tokens, "tokens", ["doc_offsets.npy"])}
+    if rag_retriever(spec, paths) == "dense":
+        inputs["dense"] = (dense, DENSE_SCHEMA, None)
+    if spec.kind == "rag-lora":
+        inputs["rag_trainset"] = (paths.rag_trainset, "trainset", [])
+        inputs["rag_adapter"] = (paths.rag_adapter, "adapter", None)
     if spec.kind == "retrollm":
-        inputs |= {"corpus": paths.corpus, "index": paths.index, "splade": paths.splade}
-        inputs["assets"] = paths.assets  # SPLADE and the window scorer
+        inputs |= {"corpus": corpus, "index": (paths.index, "index", None)}
+        inputs["splade"] = (paths.splade, "splade", None)
     if spec.adapter:
-        inputs["adapter"] = paths.adapter
+        inputs["adapter"] = (paths.adapter, "adapter", None)
     return inputs
+
+
+def _checked_inputs(
+    spec: MethodSpec, params: EvaluateParams, paths: Paths, dataset: str
+) -> dict[str, InputRef]:
+    """Each input's manifest checked, its files verified, and its ref for the manifest.
+    The decoder verifies the models it reads from the assets (SPLADE, window scorer)
+    itself, since its config names them (RetroLLM.from_artifacts)."""
+    folders = _inputs(spec, paths, dataset, params.split, params.dense.index)
+    refs = {name: checked_input(*folder) for name, folder in folders.items()}
+    if rag_retriever(spec, paths) == "dense":
+        asset_ref(paths.assets, params.dense.model, verify_contents())
+    if spec.kind == "retrollm":
+        refs["assets"] = input_ref(paths.assets, "assets")
+    return refs
 
 
 def _answer_fn(  # type: ignore[no-untyped-def]
@@ -178,15 +240,16 @@ def _answer_fn(  # type: ignore[no-untyped-def]
     """Load what the method needs once and return questions -> predictions. Every method
     runs on `device` (None: `decode.device`, the one device knob of params.yaml)."""
     from retrollm.decoding import DecodeConfig
+    from retrollm.models import resolve_device
 
     base = load_params("decode", DecodeConfig)
-    device = device or base.device
+    device = str(resolve_device(device or base.device))
     if spec.kind == "retrollm":
         from retrollm.decoding import RetroLLM
 
         config = DecodeConfig.model_validate(base.model_dump() | spec.decode | {"device": device})
         adapter = paths.adapter if spec.adapter else None
-        decoder = RetroLLM.from_artifacts(paths, config, adapter=adapter)
+        decoder = RetroLLM.from_artifacts(paths, config, adapter=adapter, verify=verify_contents())
 
         def answer(questions: Sequence[Any]) -> list[Prediction]:
             made = decoder.answer(list(questions))
@@ -198,17 +261,30 @@ def _answer_fn(  # type: ignore[no-untyped-def]
 
     from retrollm.models import load_causal_lm
 
-    model, tokenizer = load_causal_lm(paths.model, params.model_dtype, device=device)
+    adapter = paths.rag_adapter if spec.kind == "rag-lora" else None
+    model, tokenizer = load_causal_lm(paths.model, params.model_dtype, adapter, device)
     config = params.baselines
     search = formatter = None
     if spec.kind != "direct":
         from retrollm.baselines import PassageFormatter
         from retrollm.corpus import load_corpus
 
+        tokens_of_corpus(paths)  # the offsets must be this corpus's documents, in order
         corpus = load_corpus(paths.corpus)
         offsets = np.load(paths.tokens / "doc_offsets.npy", mmap_mode="r")
         formatter = PassageFormatter(tokenizer, corpus, offsets, config.max_passage_tokens)
-        search = _search_fn(spec.kind, [r.contents for r in corpus], params, device)
+        texts = [r.contents for r in corpus]
+        if rag_retriever(spec, paths) == "bm25":
+            search = bm25_search(texts)
+        else:
+            dense = params.dense
+            made_from(
+                dense.index, read_manifest(dense.index, DENSE_SCHEMA), "corpus", paths.corpus,
+                read_manifest(paths.corpus, "corpus"),
+            )  # fmt: skip
+            search = dense_search(
+                dense.index, dense.model, dense.max_length, dense.batch_size, len(texts), device
+            )
     kind = "direct" if spec.kind == "direct" else "rag"
 
     def answer(questions: Sequence[Any]) -> list[Prediction]:
@@ -219,26 +295,6 @@ def _answer_fn(  # type: ignore[no-untyped-def]
         return made
 
     return answer
-
-
-def _search_fn(kind: Kind, texts: list[str], params: EvaluateParams, device: str):  # type: ignore[no-untyped-def]
-    if kind == "rag-bm25":
-        from retrollm.retrieval.bm25 import BM25Retriever
-
-        retriever = BM25Retriever.build(texts)
-    else:
-        from retrollm.models import resolve_device
-        from retrollm.retrieval.dense import DenseRetriever
-
-        encoder = load_encoder(params.dense)
-        encoder.model.to(resolve_device(device))
-        retriever = DenseRetriever.load(params.dense.index, encoder)
-        if retriever.n_docs != len(texts):
-            raise SystemExit(
-                f"{params.dense.index} embeds {retriever.n_docs} documents, the corpus has "
-                f"{len(texts)}: rerun the dense_index stage"
-            )
-    return retriever.search
 
 
 def _funnel(method: str, spec: MethodSpec, paths: Paths, predictions: list[Prediction]) -> Any:
@@ -263,15 +319,19 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
     paths = load_paths()
     spec = params.spec(method)
     torch.set_num_threads(params.threads)
-    inputs = {
-        name: _ref(folder)
-        for name, folder in _inputs(spec, paths, dataset, params.dense.index).items()
-    }
+    inputs = _checked_inputs(spec, params, paths, dataset)
     records = load_qa(paths.qa / dataset, params.split)
     limit = spec.limit if spec.limit is not None else params.limit
     questions = select_questions(records, limit, params.seed, params.answerable_only)
+    if not questions:
+        which = "answerable questions" if params.answerable_only else "questions"
+        raise ArtifactError(
+            f"{paths.qa / dataset / f'{params.split}.msgpack'}: no {which} to evaluate "
+            f"({len(records)} in the split); a metrics row over none would mean nothing"
+        )
     # What decides the predictions (not threads or chunking) goes in manifest and resume key.
     unused = {"threads", "chunk_size", "baseline_methods", "methods", "adapter_methods"}
+    unused |= {"rag_lora_methods"}
     unused |= {"baselines", "dense", "model_dtype"} if spec.kind == "retrollm" else set()
     stage_params = params.model_dump(mode="json", exclude=unused)
     stage_params |= {"method": method, "spec": spec.model_dump(mode="json")}
@@ -293,6 +353,12 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
     predictions, resumed = run_checkpointed(
         questions, answer, resume, params.chunk_size, desc=f"{dataset}/{method}"
     )
+    spent = timing(predictions)
+    run_log = {"setup_s": round(setup_s, 2), "resumed": resumed} | spent.model_dump()
+    run_log["timings"] = {p.id: p.timings for p in predictions}
+    # Wall times differ run to run: in the artifact they would give a rerun with the same
+    # params and inputs new bytes, so they leave it for the run log written below.
+    predictions = [p.model_copy(update={"timings": {}}) for p in predictions]
     scored = [score(p) for p in predictions]
     result = aggregate(scored)
     metrics = {"dataset": dataset, "method": method, "kind": spec.kind, "adapter": spec.adapter}
@@ -300,8 +366,6 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
         "funnel": _funnel(method, spec, paths, predictions).model_dump(),
         "answerable": sum(bool(r.answerable) for r in records),
         "split_size": len(records),
-        "setup_s": round(setup_s, 2),
-        "resumed": resumed,
     }
     with atomic_dir(paths.eval / dataset / method) as out:
         write_records(out / "predictions.msgpack", predictions)
@@ -325,14 +389,15 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
                 stage="evaluate",
                 params=stage_params,
                 inputs=inputs,
-                counts={"predictions": len(predictions), "resumed": resumed},
+                counts={"predictions": len(predictions)},
                 extra={"question_ids_sha256": resume_key({"ids": [q.id for q in questions]})},
             ),
         )
+    write_run_log(paths.eval / dataset / method, run_log)
     resume.clear()
     print(
         f"[evaluate] {dataset}/{method}: acc {result.acc:.1f} em {result.em:.1f} "
-        f"f1 {result.f1:.1f} tokens {result.tokens:.0f} latency {result.latency_ms:.0f} ms",
+        f"f1 {result.f1:.1f} tokens {result.tokens:.0f} latency {spent.latency_ms:.0f} ms",
         flush=True,
     )
     return {"questions": len(predictions), "resumed": resumed}

@@ -19,10 +19,12 @@ from retrollm.artifacts import (
     MANIFEST,
     ArtifactError,
     atomic_dir,
+    file_digest,
     read_manifest,
     sha256_file,
     write_manifest,
 )
+from retrollm.chain import asset_ref
 from retrollm.models import (
     SpecialTokenIds,
     add_special_tokens,
@@ -57,7 +59,7 @@ def source_hash(source: Path) -> str:
         return sha256_file(source)
     digest = hashlib.sha256()
     for path in sorted(p for p in source.rglob("*") if p.is_file() and p.name != MANIFEST):
-        digest.update(f"{path.relative_to(source).as_posix()}\0{sha256_file(path)}\n".encode())
+        digest.update(f"{path.relative_to(source).as_posix()}\0{file_digest(path)}\n".encode())
     return digest.hexdigest()
 
 
@@ -78,6 +80,8 @@ def asset_input(source: Path, paths: Paths, digest: str) -> dict[str, InputRef]:
     expected = manifest.files.get(relative.as_posix())
     if source.is_file() and expected is not None and expected != digest:
         raise ArtifactError(f"{source}: sha256 differs from {paths.assets}/manifest.json")
+    if source.is_dir():
+        asset_ref(paths.assets, source)  # a fetched model folder: each file against the manifest
     return {
         "assets": InputRef(
             path=str(paths.assets), schema_name="assets", fingerprint=manifest.fingerprint

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from pydantic import Field
 
-from retrollm.artifacts import atomic_dir, input_ref, sha256_file, write_manifest, write_records
-from retrollm.corpus import CORPUS_SCHEMA, load_corpus
+from retrollm.artifacts import atomic_dir, sha256_file, write_manifest, write_records
+from retrollm.corpus import CORPUS_SCHEMA, DOCUMENTS_FILE, load_corpus
 from retrollm.jsonl import OnError
 from retrollm.qa import QA_SCHEMA, QA_VERSION, SPLITS, mark_answerable, read_split, sample
 from retrollm.text import AnswerMatcher
 from schemas.manifest import InputRef, Manifest, Skip
-from stages.common import Paths, StageParams, load_params, load_paths, run_stage
+from stages.common import Paths, StageParams, checked_input, load_params, load_paths, run_stage
 
 
 class DatasetParams(StageParams):
@@ -50,7 +50,7 @@ def main(params: PrepareQAParams, paths: Paths, name: str) -> dict[str, int]:
     dataset = params.datasets[name]
     sources = {"train": dataset.train, "test": dataset.test}
     limits = {"train": dataset.train_limit, "test": dataset.test_limit}
-    inputs = {"corpus": input_ref(paths.corpus, CORPUS_SCHEMA)}
+    inputs = {"corpus": checked_input(paths.corpus, CORPUS_SCHEMA, [DOCUMENTS_FILE])}
     inputs |= {split: _file_ref(sources[split]) for split in SPLITS}
     matcher = AnswerMatcher(document.contents for document in load_corpus(paths.corpus))
 
@@ -63,6 +63,10 @@ def main(params: PrepareQAParams, paths: Paths, name: str) -> dict[str, int]:
             records = read_split(
                 sources[split], prefix, dataset.max_question_chars, params.on_error, split_skips
             )
+            if not records:
+                raise ValueError(
+                    f"{sources[split]}: no {split} questions left ({len(split_skips)} skipped)"
+                )
             records = sample(records, limits[split], params.seed)
             records = mark_answerable(records, matcher, desc=prefix)
             write_records(out / f"{split}.msgpack", records)

@@ -5,7 +5,12 @@
 Reads data/eval/*/*/metrics.json; writes data/report/: results.md (dataset x method),
 metrics.json (headline numbers, registered as DVC metrics, so `dvc exp show` lists them),
 acc_vs_tokens.csv (a DVC plot source), acc_vs_tokens.png, funnel.png (where each method
-loses the gold answer) and train_loss.png.
+loses the gold answer), train_loss.png, inspect/index.html (the evidence inspector: every
+question's answers, trace and evidence inside its documents, offline; it reads the
+predictions, the corpus, its tokens and the tokenizer) and plots_template.html (what
+`dvc plots show` uses, through .dvc/config, to render offline). Wall times are not part of
+any of these (a rerun must give the same bytes): the latency of each cell comes from the
+evaluations' run logs into the report's own (data/report.run.json) and onto the terminal.
 """
 
 from __future__ import annotations
@@ -21,12 +26,28 @@ matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt
 from pydantic import Field
 
-from retrollm.artifacts import ArtifactError, atomic_dir, write_json, write_manifest
+from retrollm.artifacts import (
+    ArtifactError,
+    atomic_dir,
+    read_run_log,
+    write_json,
+    write_manifest,
+    write_run_log,
+)
 from retrollm.funnel import FunnelRow
 from retrollm.funnel import markdown as markdown_funnel
+from retrollm.inspector import CorpusView, build_inspector, corpus_view
+from retrollm.plots import TEMPLATE_FILE, write_offline_template
 from retrollm.stats import PairedComparison, compare
 from schemas.manifest import Manifest
-from stages.common import StageParams, load_params, load_paths, load_yaml, run_stage
+from stages.common import (
+    StageParams,
+    checked_input,
+    load_params,
+    load_paths,
+    load_yaml,
+    run_stage,
+)
 
 REPORT_SCHEMA = "report"
 REPORT_VERSION = 1
@@ -35,7 +56,6 @@ COLUMNS = (  # (key in metrics.json, header, format)
     ("em", "EM", "{:.1f}"),
     ("f1", "F1", "{:.1f}"),
     ("tokens", "Tok", "{:.0f}"),
-    ("latency_ms", "Latency (ms)", "{:.0f}"),
     ("r1", "R@1", "{:.1f}"),
     ("r5", "R@5", "{:.1f}"),
     ("well_formed", "Well-formed %", "{:.0f}"),
@@ -50,7 +70,9 @@ class ReportParams(StageParams):
         ["acc", "f1", "tokens"], description="Metrics per dataset/method in metrics.json."
     )
     full_method: str = Field("retrollm-lora", description="The method the targets are about.")
-    rag_methods: list[str] = Field(["rag-bm25", "rag-dense"], description="Naive RAG rows.")
+    rag_methods: list[str] = Field(
+        ["rag-bm25", "rag-dense", "rag-lora"], description="Naive RAG rows (plain and tuned)."
+    )
     ablations: list[str] = Field(default_factory=list, description="Rows expected below full.")
 
 
@@ -70,16 +92,18 @@ def load_results(eval_dir: Path, cells: list[tuple[str, str]] | None) -> list[di
 def configured_cells() -> list[tuple[str, str]]:
     """Every dataset x method of params.yaml `evaluate`, methods in the order written."""
     section = load_yaml().get("evaluate") or {}
-    groups = ("baseline_methods", "methods", "adapter_methods")
+    groups = ("baseline_methods", "rag_lora_methods", "methods", "adapter_methods")
     methods = [name for group in groups for name in section.get(group) or {}]
     return [(dataset, method) for dataset in section.get("datasets") or [] for method in methods]
 
 
-def markdown_table(results: list[dict[str, Any]]) -> str:
-    head = ["Dataset", "Method", *(header for _, header, _ in COLUMNS)]
+def markdown_table(
+    results: list[dict[str, Any]], columns: tuple[tuple[str, str, str], ...] = COLUMNS
+) -> str:
+    head = ["Dataset", "Method", *(header for _, header, _ in columns)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        cells = [r["dataset"], r["method"], *(fmt.format(r[key]) for key, _, fmt in COLUMNS)]
+        cells = [r["dataset"], r["method"], *(fmt.format(r[key]) for key, _, fmt in columns)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -187,8 +211,8 @@ def results_markdown(
         "# Results\n",
         "Answerable test questions (a gold answer occurs in the corpus), the same sample for "
         "every method of a dataset. Acc/EM/F1/R@k in percent; Tok = input + output tokens "
-        "per question; latency = wall time per question (batch time shared), noisy on a "
-        f"shared CPU. Acc 95% interval half width up to {ci:.1f} points at these n.\n",
+        f"per question. Acc 95% interval half width up to {ci:.1f} points at these n. "
+        "Latency: report.run.json beside this folder, from the evaluations' run logs.\n",
         markdown_table(results),
     ]
     if targets := target_lines(results, params, comparisons):
@@ -308,15 +332,38 @@ def write_loss_plot(points: list[tuple[float, float]], png_path: Path, window: i
     plt.close(fig)
 
 
+LATENCY_COLUMNS = (  # (key in an evaluation's run log, header, format)
+    ("latency_ms", "Latency (ms)", "{:.0f}"),
+    ("questions_per_min", "q/min", "{:.1f}"),
+    ("setup_s", "Setup (s)", "{:.1f}"),
+    ("resumed", "Resumed", "{}"),
+)
+
+
+def latency_rows(eval_dir: Path, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Wall times of the reported cells that were evaluated on this machine (a pulled
+    cell has no run log): per question, batch time shared, noisy on a shared CPU."""
+    rows = []
+    for r in results:
+        log = read_run_log(Path(eval_dir) / r["dataset"] / r["method"])
+        if log is not None:
+            cell = {"dataset": r["dataset"], "method": r["method"]}
+            rows.append(cell | {key: log[key] for key, _, _ in LATENCY_COLUMNS})
+    return rows
+
+
 def build_report(
     eval_dir: Path,
     out_dir: Path,
     params: ReportParams,
     cells: list[tuple[str, str]] | None = None,
     train_log: Path | None = None,
+    corpus: CorpusView | None = None,
+    offline_plots: bool = False,
 ) -> dict[str, int]:
     """Write the report folder from the evaluate outputs under `eval_dir` and the
-    training log (a dvclive folder) when there is one."""
+    training log (a dvclive folder) when there is one; with `corpus`, the inspector page
+    over every cell's predictions; with `offline_plots`, the offline plots template."""
     results = load_results(eval_dir, cells)
     comparisons = paired(results, params, eval_dir)
     headline: dict[str, dict[str, dict[str, float]]] = {}
@@ -324,6 +371,7 @@ def build_report(
         row = {k: round(float(r[k]), 2) for k in params.headline}
         headline.setdefault(r["dataset"], {})[r["method"]] = row
     loss = read_loss(train_log) if train_log is not None else []
+    counts = {"rows": len(results), "loss_points": len(loss)}
     with atomic_dir(out_dir) as out:
         (out / "results.md").write_text(results_markdown(results, params, comparisons))
         write_json(
@@ -335,6 +383,12 @@ def build_report(
         write_acc_vs_tokens(results, out / "acc_vs_tokens.csv", out / "acc_vs_tokens.png")
         write_loss_plot(loss, out / "train_loss.png")
         write_funnel_plot(funnel_rows(results), out / "funnel.png")
+        if corpus is not None:
+            cells_done = [(r["dataset"], r["method"]) for r in results]
+            counts |= build_inspector(eval_dir, cells_done, corpus, out / "inspect",
+                                      params.full_method, params.rag_methods)  # fmt: skip
+        if offline_plots:
+            write_offline_template(out / TEMPLATE_FILE)
         write_manifest(
             out,
             Manifest(
@@ -342,19 +396,34 @@ def build_report(
                 schema_version=REPORT_VERSION,
                 stage="report",
                 params=params.model_dump(mode="json"),
-                counts={"rows": len(results), "loss_points": len(loss)},
+                counts=counts,
             ),
         )
-    return {"rows": len(results), "loss_points": len(loss)}
+    latency = latency_rows(eval_dir, results)
+    write_run_log(out_dir, {"latency": latency})  # also when empty: no stale rows survive
+    if latency:
+        print(markdown_table(latency, LATENCY_COLUMNS), end="", flush=True)
+    return counts
+
+
+def verify_cells(eval_dir: Path, cells: list[tuple[str, str]]) -> None:
+    """The files read from each evaluate output match its manifest."""
+    for dataset, method in cells:
+        folder = Path(eval_dir) / dataset / method
+        checked_input(folder, "eval", ["metrics.json", "scores.json"])
 
 
 def report() -> dict[str, int]:
     paths = load_paths()
     params = load_params("report", ReportParams)
+    cells = configured_cells()
+    verify_cells(paths.eval, cells)
     # The loss curve comes from wherever the train stage logs (one place: train.live_dir).
     live_dir = (load_yaml().get("train") or {}).get("live_dir")
     train_log = Path(live_dir) if live_dir else None
-    return build_report(paths.eval, paths.report, params, configured_cells(), train_log)
+    corpus = corpus_view(paths.corpus, paths.tokens, paths.model)
+    return build_report(paths.eval, paths.report, params, cells, train_log, corpus,
+                        offline_plots=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Stage sparse_expand: SPLADE document vectors of the corpus, and per question its
-expansion terms and SPLADE document ranking (RETROLLM.md 3-4).
+expansion terms and SPLADE document ranking (docs/method.md §3-4).
 
 Steps: check the corpus and every dataset's manifest (a dataset built from another
 corpus is refused), encode the documents into an inverted index (docs/), encode every
@@ -26,10 +26,20 @@ from retrollm.artifacts import (
     write_manifest,
     write_records,
 )
+from retrollm.chain import asset_ref
+from retrollm.corpus import DOCUMENTS_FILE
 from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
 from schemas import CorpusRecord, InputRef, Manifest, QARecord
 from schemas.retrieval import SparseQuery
-from stages.common import Paths, StageParams, load_params, load_paths, run_stage
+from stages.common import (
+    Paths,
+    StageParams,
+    checked_input,
+    load_params,
+    load_paths,
+    run_stage,
+    verify_contents,
+)
 
 SCHEMA_VERSION = 1
 SPLITS = ("train", "test")
@@ -54,19 +64,23 @@ def dataset_folders(qa_root: Path) -> list[Path]:
     return sorted(p.parent for p in Path(qa_root).glob("*/manifest.json"))
 
 
-def check_inputs(paths: Paths) -> dict[str, InputRef]:
-    """Input refs; refuses QA sets whose answerable flags came from another corpus."""
-    refs = {"corpus": input_ref(paths.corpus, "corpus")}
+def check_inputs(paths: Paths, model: Path) -> dict[str, InputRef]:
+    """Input refs after verifying the files read; refuses QA sets whose answerable flags
+    came from another corpus."""
+    refs = {"corpus": checked_input(paths.corpus, "corpus", [DOCUMENTS_FILE])}
     for folder in dataset_folders(paths.qa):
-        ref = input_ref(folder, "qa")
+        ref = checked_input(folder, "qa")
         corpus_ref = read_manifest(folder, "qa").inputs.get("corpus")
         if corpus_ref is not None and corpus_ref.fingerprint != refs["corpus"].fingerprint:
             raise ArtifactError(
                 f"{folder}: built from another corpus than {paths.corpus}; rerun prepare_qa"
             )
         refs[f"qa/{folder.name}"] = ref
-    if (Path(paths.assets) / "manifest.json").is_file():
-        refs["assets"] = input_ref(paths.assets, "assets")
+    assets = asset_ref(paths.assets, model, verify_contents())
+    if assets is None and (Path(paths.assets) / "manifest.json").is_file():
+        assets = input_ref(paths.assets, "assets")
+    if assets is not None:
+        refs["assets"] = assets
     return refs
 
 
@@ -118,7 +132,7 @@ def expand(
 
 def main(params: SparseExpandParams, paths: Paths) -> dict[str, int]:
     torch.set_num_threads(params.threads)
-    inputs = check_inputs(paths)
+    inputs = check_inputs(paths, params.model)
     encoder = SpladeEncoder(params.model, params.device, params.max_length)
     counts: dict[str, int] = {}
     with atomic_dir(paths.splade) as out:

@@ -10,18 +10,23 @@ from __future__ import annotations
 from pydantic import Field
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from retrollm.artifacts import ArtifactError, atomic_dir, input_ref, read_manifest, write_manifest
-from retrollm.corpus import CORPUS_SCHEMA, load_corpus
-from retrollm.models import load_tokenizer, tokenizer_fingerprint
+from retrollm.artifacts import ArtifactError, atomic_dir, read_manifest, write_manifest
+from retrollm.corpus import CORPUS_SCHEMA, DOCUMENTS_FILE, load_corpus
+from retrollm.models import load_tokenizer, tokenizer_files, tokenizer_fingerprint
 from retrollm.tokenization import tokenize_corpus
 from schemas import Manifest
-from stages.common import Paths, StageParams, load_params, load_paths, run_stage
+from stages.common import Paths, StageParams, checked_input, load_params, load_paths, run_stage
 
 SCHEMA_VERSION = 1
 
 
 class TokenizeCorpusParams(StageParams):
     batch_size: int = Field(512, ge=1, description="Documents per fast-tokenizer batch.")
+
+
+def model_tokenizer_files(paths: Paths) -> list[str]:
+    """The model folder's files its tokenizer reads (not the weights)."""
+    return tokenizer_files(read_manifest(paths.model, "model").files)
 
 
 def checked_fingerprint(paths: Paths, tokenizer: PreTrainedTokenizerBase) -> str:
@@ -38,8 +43,8 @@ def checked_fingerprint(paths: Paths, tokenizer: PreTrainedTokenizerBase) -> str
 
 def main(params: TokenizeCorpusParams, paths: Paths) -> dict[str, int]:
     inputs = {
-        "corpus": input_ref(paths.corpus, CORPUS_SCHEMA),
-        "model": input_ref(paths.model, "model"),
+        "corpus": checked_input(paths.corpus, CORPUS_SCHEMA, [DOCUMENTS_FILE]),
+        "model": checked_input(paths.model, "model", model_tokenizer_files(paths)),
     }
     tokenizer = load_tokenizer(paths.model)
     fingerprint = checked_fingerprint(paths, tokenizer)

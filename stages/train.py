@@ -2,6 +2,10 @@
 
     python -m stages.train                                   # CPU or one GPU
     accelerate launch --num_processes 4 -m stages.train      # several GPUs, same params
+    python -m stages.train rag                               # the rag-lora baseline
+
+`rag` trains the same recipe (the `train:` section) on build_rag_trainset's targets and
+writes paths.rag_adapter; only where it writes checkpoints and logs differs (`train_rag:`).
 
 Steps: check the trainset was built with this base model's tokenizer, sample
 `max_examples` of it, wrap the base model with LoRA (retrollm.training.lora), train with
@@ -33,9 +37,9 @@ from retrollm.artifacts import (
     ArtifactError,
     atomic_dir,
     code_fingerprint,
-    input_ref,
     read_manifest,
     read_records,
+    write_run_log,
 )
 from retrollm.artifacts import write_manifest as save_manifest
 from retrollm.models import SpecialTokenIds, load_causal_lm, tokenizer_fingerprint
@@ -45,7 +49,7 @@ from retrollm.training.loop import LoopConfig, mean_example_weight, train
 from retrollm.training.lora import LLAMA_TARGET_MODULES, lora_config, wrap_model
 from schemas import Manifest
 from schemas.training import TrainExample
-from stages.common import Paths, StageParams, load_params, load_paths, run_stage
+from stages.common import Paths, StageParams, checked_input, load_params, load_paths, run_stage
 
 SCHEMA_NAME = "adapter"
 SCHEMA_VERSION = 1
@@ -70,24 +74,17 @@ _NOT_IN_FINGERPRINT = {
 }
 
 
-class TrainParams(StageParams):
-    """The `train:` section of params.yaml."""
+class TrainParams(LoopConfig, StageParams):
+    """The `train:` section of params.yaml: the optimisation settings of LoopConfig (its
+    fields, inherited) plus what the stage decides about model and data."""
 
     seed: int = Field(0, description="Seeds LoRA init, dropout, the sample and the data order.")
     max_examples: int | None = Field(
         None, ge=1, description="Train on a seeded sample of this many examples (null: all)."
     )
-    epochs: int = Field(1, ge=1, description="Passes over the (sampled) examples; paper: 3.")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
-    batch_size: int = Field(1, ge=1, description="Examples per micro-batch per process.")
-    grad_accum: int = Field(8, ge=1, description="Micro-batches per optimizer step.")
-    lr: float = Field(5e-4, gt=0, description="Peak learning rate of AdamW (not in the paper).")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    warmup_ratio: float = Field(0.05, ge=0, le=1, description="Share of steps in linear warmup.")
-    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping (0: off).")
     lora_r: int = Field(16, ge=1, description="LoRA rank (paper: 16).")
     lora_alpha: int = Field(64, ge=1, description="LoRA alpha (paper: 64).")
-    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: list[str] = Field(
         list(LLAMA_TARGET_MODULES), description="Linear layers with LoRA (Llama-style names)."
     )
@@ -102,23 +99,45 @@ class TrainParams(StageParams):
     mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="Accelerate autocast.")
     cpu: bool = Field(False, description="Train on CPU even when a GPU is present.")
     threads: int = Field(2, ge=1, description="torch CPU threads.")
-    checkpoint_every: int = Field(10, ge=1, description="Optimizer steps between checkpoints.")
-    keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept.")
     checkpoint_dir: Path = Field(
         Path("data/train_checkpoints"), description="Checkpoints (DVC: persist, not cached)."
     )
     live_dir: Path = Field(Path("data/train_live"), description="dvclive metrics and plots.")
 
-    def loop(self) -> LoopConfig:
-        fields = set(LoopConfig.__dataclass_fields__)
-        return LoopConfig(**{k: v for k, v in self.model_dump().items() if k in fields})
+
+class TrainRagParams(StageParams):
+    """The `train_rag:` section: where the rag-lora run writes; its recipe is `train:`."""
+
+    checkpoint_dir: Path = Field(
+        Path("data/train_rag_checkpoints"), description="Checkpoints of the rag-lora run."
+    )
+    live_dir: Path = Field(Path("data/train_rag_live"), description="Its dvclive metrics.")
 
 
-def load_examples(paths: Paths, params: TrainParams, tokenizer_fp: str) -> list[TrainExample]:
-    manifest = read_manifest(paths.trainset, "trainset")
+Variant = Literal["retrollm", "rag"]
+
+
+def variant_params(params: TrainParams, variant: Variant, rag: TrainRagParams) -> TrainParams:
+    """The recipe of `train:`, writing where the variant's own section says."""
+    if variant == "retrollm":
+        return params
+    return params.model_copy(update=rag.model_dump())
+
+
+def variant_paths(paths: Paths, variant: Variant) -> tuple[Path, Path]:
+    """(trainset, adapter) folders of a variant."""
+    if variant == "rag":
+        return paths.rag_trainset, paths.rag_adapter
+    return paths.trainset, paths.adapter
+
+
+def load_examples(
+    trainset: Path, model: Path, params: TrainParams, tokenizer_fp: str
+) -> list[TrainExample]:
+    manifest = read_manifest(trainset, "trainset")
     if manifest.extra.get("tokenizer_fingerprint") != tokenizer_fp:
-        raise ArtifactError(f"{paths.trainset}: built with another tokenizer than {paths.model}")
-    examples = list(read_records(paths.trainset / "train.msgpack", TrainExample))
+        raise ArtifactError(f"{trainset}: built with another tokenizer than {model}")
+    examples = list(read_records(trainset / "train.msgpack", TrainExample))
     if params.max_examples is not None and len(examples) > params.max_examples:
         chosen = sorted(
             random.Random(params.seed).sample(range(len(examples)), params.max_examples)
@@ -142,7 +161,9 @@ def run_fingerprint(
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def main(params: TrainParams, paths: Paths, stop_after: int | None = None) -> dict[str, int]:
+def main(
+    params: TrainParams, paths: Paths, stop_after: int | None = None, variant: Variant = "retrollm"
+) -> dict[str, int]:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from dvclive import Live
@@ -150,15 +171,16 @@ def main(params: TrainParams, paths: Paths, stop_after: int | None = None) -> di
     torch.set_num_threads(params.threads)
     accelerator = Accelerator(mixed_precision=params.mixed_precision, cpu=params.cpu)
     set_seed(params.seed)
+    trainset, adapter = variant_paths(paths, variant)
     inputs = {
-        "model": input_ref(paths.model, "model"),
-        "trainset": input_ref(paths.trainset, "trainset"),
+        "model": checked_input(paths.model, "model"),
+        "trainset": checked_input(trainset, "trainset", ["train.msgpack"]),
     }
     base = base_fingerprint(paths.model)
     model, tokenizer = load_causal_lm(paths.model, params.model_dtype)
     tokenizer_fp = tokenizer_fingerprint(tokenizer)
     ids = SpecialTokenIds.from_tokenizer(tokenizer)
-    examples = load_examples(paths, params, tokenizer_fp)
+    examples = load_examples(trainset, paths.model, params, tokenizer_fp)
     model = wrap_model(
         model,
         lora_config(
@@ -200,14 +222,13 @@ def main(params: TrainParams, paths: Paths, stop_after: int | None = None) -> di
         "loss_last": losses[-1] if losses else float("nan"),
         "steps": state.step,
         "examples": len(examples),
-        "seconds_this_run": round(seconds, 1),
     }
     assert live is not None
     live.summary.update(summary)
     live.step = state.step  # next_step() left it one past the last logged step
     live.make_summary()
     live.end()
-    with atomic_dir(paths.adapter) as out:
+    with atomic_dir(adapter) as out:
         info = save_adapter(
             model, out, base, ids.as_dict(), tokenizer_fp,
             extra={"run_fingerprint": fingerprint, "steps": state.step},
@@ -217,7 +238,7 @@ def main(params: TrainParams, paths: Paths, stop_after: int | None = None) -> di
             Manifest(
                 schema_name=SCHEMA_NAME,
                 schema_version=SCHEMA_VERSION,
-                stage="train",
+                stage="train" if variant == "retrollm" else f"train {variant}",
                 params=params.model_dump(mode="json"),
                 inputs=inputs,
                 counts=counts,
@@ -230,8 +251,24 @@ def main(params: TrainParams, paths: Paths, stop_after: int | None = None) -> di
                 },
             ),
         )
+    # The loss log and the adapter repeat byte for byte; the wall time does not, so it
+    # goes beside them (NAME.run.json, ignored by DVC).
+    write_run_log(adapter, {"seconds_this_run": round(seconds, 1), "steps": state.step})
     return counts
 
 
+def cli() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variant", nargs="?", default="retrollm", choices=["retrollm", "rag"])
+    variant = parser.parse_args().variant
+    params = variant_params(
+        load_params("train", TrainParams), variant, load_params("train_rag", TrainRagParams)
+    )
+    name = "train" if variant == "retrollm" else "train rag"
+    run_stage(name, lambda: main(params, load_paths(), variant=variant))
+
+
 if __name__ == "__main__":
-    run_stage("train", lambda: main(load_params("train", TrainParams), load_paths()))
+    cli()

@@ -37,16 +37,33 @@ def fixture_questions(split: str = "test") -> list[QARecord]:
         return [QARecord.model_validate(json.loads(line)) for line in handle if line.strip()]
 
 
-def build_index(
-    tokenizer: Any, corpus: Sequence[CorpusRecord], fingerprint: str = ""
-) -> CorpusIndex:
+def corpus_tokens(tokenizer: Any, corpus: Sequence[CorpusRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated token ids of the documents and their offsets, as tokenize_corpus does."""
     ids = tokenizer(
         [r.contents for r in corpus], add_special_tokens=False, split_special_tokens=True
     )["input_ids"]
     offsets = np.zeros(len(ids) + 1, dtype=np.int64)
     np.cumsum([len(i) for i in ids], out=offsets[1:])
-    tokens = np.concatenate([np.asarray(i) for i in ids])
+    return np.concatenate([np.asarray(i) for i in ids]), offsets
+
+
+def build_index(
+    tokenizer: Any, corpus: Sequence[CorpusRecord], fingerprint: str = ""
+) -> CorpusIndex:
+    tokens, offsets = corpus_tokens(tokenizer, corpus)
     return CorpusIndex.build(tokens, offsets, tokenizer_fingerprint=fingerprint)
+
+
+def tokens_and_index(paths: Any) -> None:
+    """Run tokenize_corpus and build_index on `paths` (stages.common.Paths): their
+    manifests then form the chain corpus -> tokens -> index that loaders check."""
+    from stages.build_index import BuildIndexParams
+    from stages.build_index import main as build_index_stage
+    from stages.tokenize_corpus import TokenizeCorpusParams
+    from stages.tokenize_corpus import main as tokenize_stage
+
+    tokenize_stage(TokenizeCorpusParams(batch_size=8), paths)
+    build_index_stage(BuildIndexParams(), paths)
 
 
 class OverlapSparse:

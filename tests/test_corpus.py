@@ -95,6 +95,11 @@ BAD_LINES: dict[str, tuple[str | bytes, str]] = {
     "invalid utf-8": (b'{"id": "b", "contents": "Beta\\nbad \xff byte"}', "surrogate"),
     "lone surrogate": ('{"id": "b", "contents": "Beta\\nbad \\ud800"}', "surrogate"),
     "duplicate id": (_line(id="a", contents="Beta\nAgain."), "duplicate id"),
+    # Emptiness is judged after hygiene: invisible marks alone are no text.
+    "marks only": (_line(id="b", contents="Beta\n\u200f\u202b"), "empty document"),
+    # An id is a key other files refer to: hygiene must not change it silently.
+    "marked id": (_line(id="b\u200f", contents="Beta\ntext."), "directional marks"),
+    "non-NFC id": (_line(id="cafe\u0301", contents="Beta\ntext."), "non-NFC"),
 }
 
 

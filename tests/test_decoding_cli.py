@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from retrollm.__main__ import main
-from retrollm.artifacts import write_manifest, write_records
-from retrollm.models import load_tokenizer, tokenizer_fingerprint
+from retrollm.artifacts import input_ref, write_manifest, write_records
+from retrollm.decoding.config import DecodeConfig
 from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
 from schemas.manifest import Manifest
-from tests.decoding_support import build_index, fixture_corpus, one_torch_thread
+from stages.common import Paths
+from tests.decoding_support import fixture_corpus, one_torch_thread, tokens_and_index
+from tests.params_support import write_params
 from tests.retrieval_tiny import tiny_biencoder, tiny_splade
 
 
@@ -30,9 +31,11 @@ def params_file(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         schema_name="corpus", schema_version=1, stage="test", counts={"documents": len(corpus)}
     )
     write_manifest(root / "corpus", manifest)
-    tokenizer = load_tokenizer(tiny_model_dir)
-    index = build_index(tokenizer, corpus, tokenizer_fingerprint(tokenizer))
-    index.save(root / "index")
+    paths = Paths(
+        assets=root / "assets", corpus=root / "corpus", model=tiny_model_dir,
+        tokens=root / "tokens", index=root / "index", splade=root / "splade",
+    )  # fmt: skip
+    tokens_and_index(paths)
     assets = root / "assets"
     assets.mkdir()
     tiny_splade(assets / "splade", texts)
@@ -40,15 +43,17 @@ def params_file(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     with one_torch_thread():
         encoder = SpladeEncoder(assets / "splade")
         SparseDocIndex.build(encoder.encode(texts)).save(root / "splade" / "docs")
-    paths = {"assets": assets, "corpus": root / "corpus", "model": tiny_model_dir,
-             "index": root / "index", "splade": root / "splade"}  # fmt: skip
+    splade = Manifest(
+        schema_name="splade", schema_version=1, stage="test",
+        inputs={"corpus": input_ref(paths.corpus, "corpus")},
+    )  # fmt: skip
+    write_manifest(paths.splade, splade)
     params = {
-        "paths": {k: str(v) for k, v in paths.items()},
-        "decode": {"batch_size": 2, "max_answer_tokens": 8},
+        "paths": {k: str(v) for k, v in paths.model_dump().items()},
+        # The decoder's own defaults, as these tests were written against them.
+        "decode": DecodeConfig(batch_size=2, max_answer_tokens=8).model_dump(mode="json"),
     }
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+    return write_params(root / "params.yaml", params)
 
 
 def run(params_file: Path, *args: str) -> None:
@@ -76,3 +81,22 @@ def test_ask_naive_constrained(params_file: Path, capsys: Any) -> None:
     run(params_file, "--strategy", "naive-constrained", "--json")
     record = json.loads(capsys.readouterr().out)
     assert record["method"] == "naive-constrained" and record["evidences"]
+
+
+def test_ask_html_writes_the_inspector_view_of_the_question(
+    params_file: Path, tmp_path: Path, capsys: Any
+) -> None:
+    page = tmp_path / "views" / "eiffel.html"
+    run(params_file, "--json", "--html", str(page))
+    record = json.loads(capsys.readouterr().out)
+    text = page.read_text()
+    payload = text.split('id="inspector-data">')[1].split("</script>")[0]
+    question = json.loads(payload)["questions"][0]
+    assert question["question"] == "Who designed the Eiffel Tower?"
+    view = question["methods"]["retrollm"]
+    assert view["clues"] == record["clues"] and len(view["evidences"]) == len(record["evidences"])
+    # Evidence is verbatim corpus text, so each is found inside its document.
+    assert all("at" in e for e in view["evidences"])
+    # A question typed at the prompt has no gold answers: no scores and no funnel steps.
+    assert "acc" not in view and "lost" not in view  # None fields are left out of the page
+    assert set(view["steps"].values()) <= {None}

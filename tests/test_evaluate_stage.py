@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import msgpack
@@ -10,19 +11,32 @@ import numpy as np
 import pytest
 import yaml
 
-from retrollm.artifacts import read_manifest, read_records, write_manifest, write_records
+from retrollm.artifacts import (
+    input_ref,
+    read_manifest,
+    read_records,
+    run_log_path,
+    write_manifest,
+    write_records,
+)
 from schemas.manifest import Manifest
 from schemas.prediction import Prediction
 from schemas.records import CorpusRecord, QARecord
+from tests.params_support import write_params
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def _artifact(folder: Path, schema: str, records: dict[str, list] | None = None) -> None:
+def _artifact(
+    folder: Path, schema: str, records: dict[str, list] | None = None, **inputs: Path
+) -> None:
+    """A manifest over `records`; `inputs`: name -> folder of an input (its manifest)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, rows in (records or {}).items():
         write_records(folder / name, rows)
-    write_manifest(folder, Manifest(schema_name=schema, schema_version=1, stage="test"))
+    refs = {name: input_ref(path, read_manifest(path).schema_name) for name, path in inputs.items()}
+    manifest = Manifest(schema_name=schema, schema_version=1, stage="test", inputs=refs)
+    write_manifest(folder, manifest)
 
 
 @pytest.fixture()
@@ -40,7 +54,7 @@ def workdir(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatc
     tokens = tmp_path / "data/tokens"
     tokens.mkdir(parents=True)
     np.save(tokens / "doc_offsets.npy", np.arange(0, 10 * (len(corpus) + 1), 10, dtype=np.int64))
-    _artifact(tokens, "tokens")
+    _artifact(tokens, "tokens", corpus=tmp_path / "data/corpus")
     params = {
         "paths": {"corpus": "data/corpus", "qa": "data/qa", "model": str(tiny_model_dir),
                   "tokens": "data/tokens", "eval": "data/eval"},
@@ -51,7 +65,7 @@ def workdir(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatc
             "baseline_methods": {"direct": {"kind": "direct"}, "rag-bm25": {"kind": "rag-bm25"}},
         },
     }  # fmt: skip
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path / "params.yaml", params)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -102,8 +116,23 @@ def test_an_interrupted_run_resumes(workdir: Path, monkeypatch: pytest.MonkeyPat
         assert len(list(msgpack.Unpacker(handle, raw=False))) == 2
 
     assert evaluate("tiny", "direct") == {"questions": 4, "resumed": 2}
-    metrics = json.loads((workdir / "data/eval/tiny/direct/metrics.json").read_text())
-    assert metrics["n"] == 4 and metrics["resumed"] == 2
+    cell = workdir / "data/eval/tiny/direct"
+    metrics = json.loads((cell / "metrics.json").read_text())
+    assert metrics["n"] == 4 and "resumed" not in metrics
+    log = json.loads(run_log_path(cell).read_text())
+    assert log["resumed"] == 2 and log["setup_s"] >= 0 and log["latency_ms"] > 0
+    predictions = list(read_records(cell / "predictions.msgpack", Prediction))
+    assert set(log["timings"]) == {p.id for p in predictions}
+    assert all(p.timings == {} for p in predictions)
+
+    # How the run went (resumed, how fast) is in the run log only: the cell itself is the
+    # same bytes as an uninterrupted run's.
+    resumed = {f.name: f.read_bytes() for f in cell.iterdir()}
+    monkeypatch.setattr("stages.evaluate.run_baseline", real)
+    shutil.rmtree(cell)
+    assert evaluate("tiny", "direct") == {"questions": 4, "resumed": 0}
+    assert {f.name: f.read_bytes() for f in cell.iterdir()} == resumed
+    assert json.loads(run_log_path(cell).read_text())["resumed"] == 0
 
 
 def test_unknown_method_and_misplaced_spec_are_clear_errors(workdir: Path) -> None:
@@ -113,7 +142,51 @@ def test_unknown_method_and_misplaced_spec_are_clear_errors(workdir: Path) -> No
         evaluate("tiny", "nope")
     with pytest.raises(ValueError, match="do not belong here"):
         EvaluateParams(datasets=["x"], methods={"rag": {"kind": "rag-bm25"}})
+    # rag-lora waits for its own adapter: only its own matrix stage may run it.
+    with pytest.raises(ValueError, match="do not belong here"):
+        EvaluateParams(datasets=["x"], baseline_methods={"r": {"kind": "rag-lora"}})
+    with pytest.raises(ValueError, match="do not belong here"):
+        EvaluateParams(datasets=["x"], rag_lora_methods={"r": {"kind": "rag-bm25"}})
+    assert EvaluateParams(datasets=["x"], rag_lora_methods={"r": {"kind": "rag-lora"}}).spec("r")
     with pytest.raises(ValueError, match="kind retrollm only"):
         EvaluateParams(
             datasets=["x"], baseline_methods={"d": {"kind": "direct", "decode": {"k_aux": 1}}}
         )
+
+
+def test_an_empty_split_is_an_error_naming_the_file(workdir: Path) -> None:
+    from retrollm.artifacts import ArtifactError
+    from stages.evaluate import evaluate
+
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["evaluate"]["split"] = "train"  # the fixture's train split holds no question
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ArtifactError, match=r"qa/tiny/train\.msgpack: no answerable questions"):
+        evaluate("tiny", "direct")
+    assert not (workdir / "data/eval/tiny/direct").exists()
+
+
+def test_documents_in_another_order_are_refused(workdir: Path) -> None:
+    """Same documents, same count, other order: the token offsets would credit passages
+    to the wrong documents, so the chain check (tokens made from this corpus) refuses."""
+    from retrollm.artifacts import ArtifactError
+    from stages.evaluate import evaluate
+
+    corpus = workdir / "data/corpus"
+    documents = list(read_records(corpus / "documents.msgpack", CorpusRecord))
+    write_records(corpus / "documents.msgpack", documents[::-1])
+    write_manifest(corpus, Manifest(schema_name="corpus", schema_version=1, stage="test"))
+    with pytest.raises(ArtifactError, match=r"data/tokens: made from corpus"):
+        evaluate("tiny", "rag-bm25")
+
+
+def test_a_tampered_question_file_is_refused(workdir: Path) -> None:
+    from retrollm.artifacts import ArtifactError
+    from stages.evaluate import evaluate
+
+    split = workdir / "data/qa/tiny/test.msgpack"
+    data = bytearray(split.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    split.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=r"qa/tiny/test\.msgpack: sha256 differs"):
+        evaluate("tiny", "direct")

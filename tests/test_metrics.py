@@ -1,4 +1,4 @@
-"""Metrics against cases worked out by hand (FlashRAG's definitions, RETROLLM.md 9)."""
+"""Metrics against cases worked out by hand (FlashRAG's definitions, docs/method.md §9)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from retrollm.metrics import (
     has_answer,
     recall_at_k,
     score,
+    timing,
     token_f1,
 )
 from schemas.prediction import EvidenceTrace, Prediction
@@ -113,10 +114,20 @@ def test_aggregate_means_in_percent() -> None:
     assert result.r1 == pytest.approx(25.0)
     assert result.r5 == pytest.approx(50.0)
     assert result.tokens == pytest.approx((104 + 56 + 32 + 20) / 4)
-    assert result.latency_ms == pytest.approx(1000.0)
-    assert result.questions_per_min == pytest.approx(60.0)
     assert result.status == {"ok": 3, "x": 1}
     assert result.acc_ci95 == pytest.approx(100 * 1.96 * (0.25 / 4) ** 0.5)
+    spent = timing(predictions)
+    assert spent.latency_ms == pytest.approx(1000.0)
+    assert spent.questions_per_min == pytest.approx(60.0)
+
+
+def test_aggregate_does_not_depend_on_wall_time() -> None:
+    """Aggregates go into the artifact; a slower run of the same questions writes them
+    byte for byte the same (wall time goes to the run log, via `timing`)."""
+    fast = [_prediction("Paris", ["Paris"], timings={"total": 0.1})]
+    slow = [_prediction("Paris", ["Paris"], timings={"total": 9.0})]
+    assert aggregate([score(p) for p in fast]) == aggregate([score(p) for p in slow])
+    assert timing(fast) != timing(slow)
 
 
 def test_aggregate_of_nothing_is_zero_not_an_error() -> None:

@@ -1,37 +1,53 @@
 """End to end: `dvc repro` of the tiny profile in a temporary copy of the repository.
 
-Checks the graph runs, that a second `dvc repro` does nothing, and that changing one
-param reruns only the stages that depend on it.
+Checks the graph runs, that a second `dvc repro` does nothing, that a second copy
+reproduced from scratch has the same hash for every output, that push -> clone -> pull
+gives a clone `dvc status` calls up to date, and that changing one param reruns only the
+stages that depend on it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any, NamedTuple
 
 import pytest
 import yaml
+
+from tests.params_support import merge
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
 
 
-def _dvc(workdir: Path, *args: str) -> str:
+# A full `dvc repro` of the tiny profile takes minutes, more while the twin copy below
+# reproduces beside it.
+REPRO_TIMEOUT_S = 1800
+
+
+def _dvc_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("RETROLLM_PARAMS", None)
+    return env
+
+
+def _dvc(workdir: Path, *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "dvc", *args],
         cwd=workdir,
-        env=env,
+        env=_dvc_env(),
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=REPRO_TIMEOUT_S,
     )
     if result.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -62,26 +78,15 @@ def _copy_repo(dest: Path) -> None:
     subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
 
 
-def _merge(base: dict, overrides: dict) -> dict:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "datasets":
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-@pytest.fixture(scope="module")
-def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _tiny_profile(work: Path) -> Path:
+    """A copy of the repository set to the tiny profile, its tiny models built."""
     from retrollm.tiny import build_tiny_model
     from tests.retrieval_tiny import tiny_biencoder, tiny_splade
 
-    work = tmp_path_factory.mktemp("repo")
     _copy_repo(work)
     params = yaml.safe_load((work / "params.yaml").read_text())
     overrides = yaml.safe_load((work / "tests/fixtures/params.tiny.yaml").read_text())
-    (work / "params.yaml").write_text(yaml.safe_dump(_merge(params, overrides), sort_keys=False))
+    (work / "params.yaml").write_text(yaml.safe_dump(merge(params, overrides), sort_keys=False))
     lines = (work / "tests/fixtures/corpus.jsonl").read_text().splitlines()
     texts = [json.loads(line)["contents"] for line in lines]
     build_tiny_model(texts, work / "tiny/lm")
@@ -90,12 +95,47 @@ def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_profile(tmp_path_factory.mktemp("repo"))
+
+
+class Twin(NamedTuple):
+    path: Path
+    repro: subprocess.Popen[str]
+    log: IO[str]
+
+
+@pytest.fixture(scope="module")
+def twin_repro(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Twin]:
+    """A second copy of the tiny profile whose `dvc repro` starts at once and runs in the
+    background, beside tiny_repo's: the byte-identity check below then costs a wait, not
+    a second sequential pipeline run."""
+    twin = _tiny_profile(tmp_path_factory.mktemp("twin"))
+    # Open until teardown: the repro writes to it while the other tests run.
+    log = open(tmp_path_factory.mktemp("twin_log") / "repro.log", "w+")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro"],
+        cwd=twin,
+        env=_dvc_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    yield Twin(twin, process, log)
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    log.close()
+
+
 def _expected_stages(workdir: Path) -> set[str]:
     """Every stage name `dvc repro` should run, foreach/matrix stages expanded."""
     listed = _dvc(workdir, "stage", "list", "--name-only")
     return {line.strip() for line in listed.splitlines() if line.strip()}
 
 
+@pytest.mark.usefixtures("twin_repro")  # starts the twin's repro beside this one
 def test_repro_builds_every_artifact_then_is_up_to_date(tiny_repo: Path) -> None:
     first = _dvc(tiny_repo, "repro")
     assert _expected_stages(tiny_repo) <= _ran(first), first
@@ -109,16 +149,75 @@ def test_repro_builds_every_artifact_then_is_up_to_date(tiny_repo: Path) -> None
         "data/splade",
         "data/train",
         "data/models/adapter",
+        "data/train_rag",
+        "data/models/adapter_rag",
         "data/eval/tiny/retrollm-lora",
+        "data/eval/tiny/rag-lora",
         "data/report",
     ):
         assert (tiny_repo / folder / "manifest.json").is_file(), folder
     table = (tiny_repo / "data/report/results.md").read_text()
-    assert "retrollm-lora" in table and "rag-bm25" in table
+    assert "retrollm-lora" in table and "rag-bm25" in table and "rag-lora" in table
+    page = (tiny_repo / "data/report/inspect/index.html").read_text()
+    assert "inspector-data" in page and "retrollm-lora" in page
+    assert "{plot_divs}" in (tiny_repo / "data/report/plots_template.html").read_text()
 
     second = _dvc(tiny_repo, "repro")
     assert _ran(second) == set(), second
     assert "up to date" in second
+
+
+def _outputs(workdir: Path) -> dict[str, dict[str, Any]]:
+    """Every output dvc.lock records, by path: its md5, size and file count."""
+    lock = yaml.safe_load((workdir / "dvc.lock").read_text())
+    return {
+        out["path"]: {k: out.get(k) for k in ("md5", "size", "nfiles")}
+        for stage in lock["stages"].values()
+        for out in stage.get("outs", [])
+    }
+
+
+def _file_hashes(root: Path) -> dict[str, str]:
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root.parent)): hashlib.md5(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_same_params_and_inputs_give_the_same_bytes(tiny_repo: Path, twin_repro: Twin) -> None:
+    """Two copies, each reproduced from scratch on this machine: every output hash agrees.
+    Wall times and resume counts live in run logs beside the artifacts (NAME.run.json),
+    which DVC ignores; across machines float results may still differ (README)."""
+    twin = twin_repro.path
+    if not (tiny_repo / "dvc.lock").is_file():  # this test run alone
+        _dvc(tiny_repo, "repro")
+    twin_repro.repro.wait(timeout=REPRO_TIMEOUT_S)
+    twin_repro.log.seek(0)
+    assert twin_repro.repro.returncode == 0, f"the twin's repro failed:\n{twin_repro.log.read()}"
+
+    first, second = _outputs(tiny_repo), _outputs(twin)
+    assert len(first) >= 20 and set(first) == set(second)
+    differing = []
+    for path in sorted(p for p in first if first[p] != second[p]):
+        ours, theirs = _file_hashes(tiny_repo / path), _file_hashes(twin / path)
+        files = sorted(f for f in ours.keys() | theirs.keys() if ours.get(f) != theirs.get(f))
+        differing.append(f"{path} ({first[path]} vs {second[path]}): {', '.join(files)}")
+    assert not differing, "outputs differ between two runs:\n" + "\n".join(differing)
+
+
+def test_a_pulled_clone_is_up_to_date(tiny_repo: Path, tmp_path: Path) -> None:
+    """Sharing through a remote: what `dvc push` sends is all a clone needs."""
+    git = ["git", "-c", "user.name=e2e", "-c", "user.email=e2e@localhost"]
+    _dvc(tiny_repo, "remote", "add", "-d", "shared", str(tmp_path / "remote"))
+    subprocess.run(["git", "add", "-A"], cwd=tiny_repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "ran"], cwd=tiny_repo, check=True)
+    _dvc(tiny_repo, "push")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(tiny_repo), str(clone)], check=True)
+    _dvc(clone, "pull")
+    status = _dvc(clone, "status")
+    assert "Data and pipelines are up to date" in status, status
+    assert (clone / "data/report/results.md").read_text() == (
+        tiny_repo / "data/report/results.md"
+    ).read_text()
 
 
 def test_changing_one_param_reruns_only_its_dependents(tiny_repo: Path) -> None:

@@ -133,6 +133,7 @@ BAD_JSONL: dict[str, tuple[str, str]] = {
     "missing field": (_q(id="x", question="q?"), "golden_answers"),
     "duplicate id": (_q(id="a", question="again?", golden_answers=["b"]), "duplicate id"),
     "lone surrogate": ('{"id": "x", "question": "q\\udc00", "golden_answers": ["a"]}', "surrogate"),
+    "marked id": (_q(id="\u200ex", question="q?", golden_answers=["a"]), "directional marks"),
 }
 
 
@@ -155,6 +156,13 @@ def test_rtl_marks_are_removed(corpus_paths: Paths, tmp_path: Path) -> None:
     assert _run(paths, source, source)["test_answerable"] == 1
     (question,) = load_qa(paths.qa / "ds", "test")
     assert (question.question, question.golden_answers) == ("capital of france?", ["Paris"])
+
+
+def test_an_empty_split_is_an_error_naming_the_file(corpus_paths: Paths, tmp_path: Path) -> None:
+    good = _write(tmp_path / "train.jsonl", [_q(id="a", question="q?", golden_answers=["a"])])
+    empty = _write(tmp_path / "test.jsonl", [])
+    with pytest.raises(ValueError, match=r"test\.jsonl: no test questions left"):
+        _run(_paths(corpus_paths, tmp_path), good, empty)
 
 
 def test_question_limit_is_a_param(corpus_paths: Paths, tmp_path: Path) -> None:

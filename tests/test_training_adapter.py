@@ -98,3 +98,19 @@ def test_fingerprint_uses_content_not_manifest(tiny_model_dir: Path, tmp_path: P
     shutil.copytree(tiny_model_dir, copy)
     (copy / "manifest.json").unlink()  # hashes files instead of reading the manifest
     assert base_fingerprint(copy) == base_fingerprint(tiny_model_dir)
+
+
+def test_replaced_weights_under_the_old_manifest_are_another_base(
+    tiny_model_dir: Path, trained: dict, tmp_path: Path
+) -> None:
+    """The fingerprint is hashed from the files: a manifest left over from the weights
+    that were there before (a hand copy, a tampered pull) vouches for nothing."""
+    replaced = tmp_path / "replaced"
+    shutil.copytree(tiny_model_dir, replaced)  # manifest.json kept, as it was
+    model, _ = load_causal_lm(replaced)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(1.01)
+    model.save_pretrained(replaced)
+    assert base_fingerprint(replaced) != trained["base"]
+    with pytest.raises(AdapterMismatchError, match="refusing"):
+        load_causal_lm(replaced, adapter=trained["folder"])

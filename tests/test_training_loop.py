@@ -126,3 +126,41 @@ def test_checkpoint_of_another_run_is_not_resumed(tiny_model_dir: Path, tmp_path
     assert len(state.history) == 1 and state.fingerprint == "run-b"
     state = _run_b(tiny_model_dir, tmp_path, stop_after=None)  # resumes run-b, not run-a
     assert state.step == 2 and [e["step"] for e in state.history] == [1.0, 2.0]
+
+
+def test_resume_unpickles_nothing_and_clears_a_killed_write(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _run(tiny_model_dir, tmp_path, stop_after=1)
+    assert not list(tmp_path.glob("step-*/rng-*.pt"))  # RNG states are json + safetensors
+    stale = tmp_path / ".tmp-step-000003"  # a run killed while writing a checkpoint
+    (stale / "half").mkdir(parents=True)
+    real_load = torch.load
+    modes: list[object] = []
+
+    def recording_load(*args: Any, **kwargs: Any) -> Any:
+        modes.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording_load)
+    _, state = _run(tiny_model_dir, tmp_path)
+    assert state.step == 4
+    assert modes and all(mode is True for mode in modes), modes
+    assert not stale.exists()
+
+
+def test_rng_states_round_trip_without_pickle(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    from retrollm.training.checkpoint import load_rng_state, save_rng_state, set_rng_state
+
+    random.seed(3), np.random.seed(3), torch.manual_seed(3)
+    save_rng_state(tmp_path, 0)
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    state = load_rng_state(tmp_path, 0)
+    assert state is not None and load_rng_state(tmp_path, 1) is None
+    set_rng_state(state)
+    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected

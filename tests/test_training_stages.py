@@ -14,18 +14,19 @@ import pytest
 
 from retrollm.artifacts import (
     atomic_dir,
+    input_ref,
     read_manifest,
     read_records,
+    run_log_path,
     write_manifest,
     write_records,
 )
-from retrollm.index import CorpusIndex
 from retrollm.models import load_tokenizer, tokenizer_fingerprint
 from schemas import Manifest, QARecord
 from schemas.retrieval import SparseQuery
 from schemas.training import TrainExample
 from stages.common import Paths
-from tests.decoding_support import fixture_corpus
+from tests.decoding_support import fixture_corpus, tokens_and_index
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _WORD = re.compile(r"[a-z0-9]+")
@@ -55,21 +56,14 @@ def artifacts(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
         assets=root / "assets", model=tiny_model_dir, tokens=root / "tokens", index=root / "index",
         corpus=root / "corpus",
         qa=root / "qa", splade=root / "splade", trainset=root / "train",
-        adapter=root / "adapter",
+        adapter=root / "adapter", rag_trainset=root / "train_rag",
+        rag_adapter=root / "adapter_rag",
     )  # fmt: skip
     with atomic_dir(paths.corpus) as out:
         write_records(out / "documents.msgpack", fixture_corpus())
         _manifest(out, "corpus")
-    ids = tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum([len(i) for i in ids], out=offsets[1:])
-    index = CorpusIndex.build(
-        np.concatenate([np.asarray(i) for i in ids]), offsets, "pydivsufsort", fingerprint
-    )
-    index.save(paths.index)
-    _manifest(paths.index, "index", tokenizer_fingerprint=fingerprint)
-    paths.tokens.mkdir()
-    _manifest(paths.tokens, "tokens", tokenizer_fingerprint=fingerprint)
+    tokens_and_index(paths)
+    assert read_manifest(paths.index, "index").extra["tokenizer_fingerprint"] == fingerprint
     questions = [
         QARecord.model_validate({**json.loads(line), "answerable": True})
         for line in (FIXTURES / "qa_train.jsonl").read_text().splitlines()
@@ -91,7 +85,10 @@ def artifacts(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     with atomic_dir(paths.splade) as out:
         (out / "queries" / "tiny").mkdir(parents=True)
         write_records(out / "queries" / "tiny" / "train.msgpack", queries)
-        _manifest(out, "splade")
+        write_manifest(out, Manifest(
+            schema_name="splade", schema_version=1, stage="test",
+            inputs={"corpus": input_ref(paths.corpus, "corpus")},
+        ))  # fmt: skip
     tiny_biencoder(root / "biencoder", texts)
     return paths
 
@@ -116,6 +113,12 @@ def _train_params(tmp: Path, **overrides: Any) -> Any:
     return TrainParams(**{**values, **overrides})
 
 
+def _bytes_of(folder: Path, *files: Path) -> dict[str, bytes]:
+    """Every file under `folder`, plus `files`, by path."""
+    paths = [p for p in sorted(folder.rglob("*")) if p.is_file()] + list(files)
+    return {str(p): p.read_bytes() for p in paths}
+
+
 def test_build_trainset_then_train_then_show(
     artifacts: Paths,
     tmp_path: Path,
@@ -136,6 +139,7 @@ def test_build_trainset_then_train_then_show(
     assert len(examples) == counts["kept"]
 
     params = _train_params(tmp_path)
+    live_summary = tmp_path / "live" / "metrics.json"
     first = train(params, artifacts, stop_after=1)  # interrupted after one step
     assert first["steps"] == 1 and not (artifacts.adapter / "manifest.json").exists()
     done = train(params, artifacts)  # resumes
@@ -146,13 +150,18 @@ def test_build_trainset_then_train_then_show(
     assert adapter_manifest.extra["base_fingerprint"] == info["base_fingerprint"]
     loss_log = (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text()
     assert len(loss_log.strip().splitlines()) == done["steps"] + 1  # header + replayed steps
-    assert json.loads((tmp_path / "live" / "metrics.json").read_text())["steps"] == done["steps"]
+    summary = json.loads(live_summary.read_text())
+    assert summary["steps"] == done["steps"] and "seconds_this_run" not in summary
+    assert json.loads(run_log_path(artifacts.adapter).read_text())["seconds_this_run"] >= 0
 
-    # A rerun of the same code reuses the finished checkpoint; after an edit to the
-    # training code it must train again, not save the old weights as a new adapter.
+    # A rerun of the same code reuses the finished checkpoint, and writes the same bytes
+    # (its wall time differs: the run log beside the adapter holds it); after an edit to
+    # the training code it must train again, not save the old weights as a new adapter.
+    written = _bytes_of(artifacts.adapter, live_summary)
     capsys.readouterr()
     train(params, artifacts)
     assert f"(step {done['steps']} of {done['steps']})" in capsys.readouterr().out
+    assert _bytes_of(artifacts.adapter, live_summary) == written
     monkeypatch.setattr("stages.train.code_fingerprint", lambda sources: "edited training code")
     again = train(params, artifacts)
     out = capsys.readouterr().out
@@ -163,3 +172,57 @@ def test_build_trainset_then_train_then_show(
     out = capsys.readouterr().out
     assert "⟦" in out and "«" in out and examples[0].question in out
     shutil.rmtree(artifacts.adapter)
+
+
+def test_rag_trainset_then_train_rag(artifacts: Paths, tmp_path: Path) -> None:
+    """The rag-lora baseline: RetroLLM's training questions under the evaluation's RAG
+    prompt, the retriever picked by recall on them, trained by the same train stage."""
+    from retrollm.baselines import BaselineConfig, build_prompt
+    from retrollm.retrieval.dense import DenseRetriever
+    from retrollm.training.adapter import read_adapter_info
+    from stages.build_rag_trainset import BuildRagTrainsetParams
+    from stages.build_rag_trainset import main as build_rag_trainset
+    from stages.build_trainset import main as build_trainset
+    from stages.dense_index import DenseParams
+    from stages.evaluate import MethodSpec, rag_retriever
+    from stages.train import main as train
+
+    if not (artifacts.trainset / "train.msgpack").is_file():
+        build_trainset(*_trainset_params(artifacts), artifacts)
+    sources = list(read_records(artifacts.trainset / "train.msgpack", TrainExample))
+    encoder = artifacts.assets.parent / "biencoder"
+    texts = [r.contents for r in fixture_corpus()]
+    DenseRetriever.build(encoder, texts).save(tmp_path / "dense")
+    dense = DenseParams(model=encoder, index=tmp_path / "dense")
+    baselines = BaselineConfig(top_k=2)
+
+    counts = build_rag_trainset(BuildRagTrainsetParams(), baselines, dense, artifacts)
+    assert counts["questions"] == len(sources) == counts["kept"]
+    manifest = read_manifest(artifacts.rag_trainset, "trainset")
+    recall = manifest.extra["train_recall_at_k"]
+    assert set(recall) == {"bm25", "dense"}
+    assert recall[manifest.extra["retriever"]] == max(recall.values())
+    assert rag_retriever(MethodSpec(kind="rag-lora"), artifacts) == manifest.extra["retriever"]
+
+    tokenizer = load_tokenizer(artifacts.model)
+    examples = list(read_records(artifacts.rag_trainset / "train.msgpack", TrainExample))
+    for example, source in zip(examples, sources, strict=True):
+        assert example.id == source.id and example.answer == source.answer.strip()
+        prompt = example.input_ids[: example.prompt_length]
+        # The evaluation's prompt: FlashRAG's instruction, top_k passages, the question.
+        text = tokenizer.decode(prompt)
+        assert "Doc 2(Title:" in text and "Doc 3(Title:" not in text
+        question_turn = tokenizer.decode(build_prompt(tokenizer, example.question, None))
+        assert text.endswith(question_turn[-40:])
+        target = example.input_ids[example.prompt_length :]
+        assert target[-1] == tokenizer.eos_token_id
+        assert tokenizer.decode(target[:-1]).strip() == example.answer
+        assert example.roles == "p" * example.prompt_length + "a" * len(target)
+        assert example.weights == [0.0] * example.prompt_length + [1.0] * len(target)
+
+    done = train(_train_params(tmp_path), artifacts, variant="rag")
+    assert done["examples"] == len(examples) and done["steps"] >= 1
+    assert read_manifest(artifacts.rag_adapter, "adapter").inputs["trainset"].path == str(
+        artifacts.rag_trainset
+    )
+    assert read_adapter_info(artifacts.rag_adapter)["base_fingerprint"]

@@ -1,7 +1,7 @@
 """Every knob of the RetroLLM decoder, with the paper's value as the default.
 
-RETROLLM.md marks paper behaviour P and released-code behaviour U. Where the paper gives a
-number it is the default here; where only the released code does (clue lengths, window
+docs/method.md marks paper behaviour P and released-code behaviour U. Where the paper
+gives a number it is the default here; where only the released code does (clue lengths, window
 caps, evidence length rules) that number is the default, because nothing else exists to
 reproduce. Each field's description says which source it comes from, so a reader of
 params.yaml can tell a reproduction knob from an implementation choice.
@@ -86,7 +86,7 @@ class DecodeConfig(BaseModel):
     scorer: Literal["biencoder", "cross-encoder"] = Field(
         "biencoder",
         description="Window relevance model S(w): P uses a cross-encoder (BGE-reranker-base); "
-        "the offline default is the all-MiniLM-L6-v2 bi-encoder (DESIGN.md).",
+        "the offline default is the all-MiniLM-L6-v2 bi-encoder (docs/design.md §4).",
     )
     scorer_model: str | None = Field(
         None, description="Folder of the scorer (None: <paths.assets>/biencoder)."

@@ -121,7 +121,7 @@ def clue_rule(
 # ------------------------------------------------------------------------ evidence
 @dataclass(frozen=True)
 class EvidenceBudget:
-    """Counters the length rules read (RETROLLM.md 6, 'Lengths', plus min_evidences)."""
+    """Counters the length rules read (docs/method.md §6, 'Length rules', plus min_evidences)."""
 
     evidence_length: int  # tokens of the current evidence so far
     remaining: int  # tokens of the generation budget left before this one

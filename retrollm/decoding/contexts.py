@@ -1,6 +1,6 @@
 """The per-question retrieval step, run once when a hypothesis closes its clue block:
 candidate documents (eq. 4-8), the document-level index over them, and the kept future
-windows with their relevance (RETROLLM.md 4-5).
+windows with their relevance (docs/method.md §4-5).
 
 The retrieval itself lives in retrollm.retrieval (candidates, windows, scorer); this module
 only wires it to a hypothesis, scores the windows of all hypotheses that leave the clue
@@ -20,7 +20,7 @@ from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.state import EvidenceContext, Hypothesis, Query, WindowTable
 from retrollm.decoding.strategies import Strategy
 from retrollm.decoding.window_scores import WindowScores
-from retrollm.index import CorpusIndex
+from retrollm.index import TokenIndex
 from retrollm.retrieval.candidates import select_documents
 from retrollm.retrieval.sentences import TokenTexts, window_anchors
 from retrollm.retrieval.windows import (
@@ -69,7 +69,7 @@ class _Pending:
     sink: StatusSink
     terms: list[str]
     documents: list[DocumentTrace]
-    index: CorpusIndex | None
+    index: TokenIndex | None
     windows: list[Window]
     window_tokens: list[np.ndarray]
     texts: list[str]
@@ -80,7 +80,7 @@ class RetrievalContexts:
 
     def __init__(
         self,
-        index: CorpusIndex,
+        index: TokenIndex,
         tokenizer: Any,
         scorer: Any,
         config: DecodeConfig,

@@ -25,7 +25,7 @@ from retrollm.decoding.loop import LoopStats, greedy_loop
 from retrollm.decoding.scores import StepScores
 from retrollm.decoding.state import EvidenceContext, Hypothesis, Phase, Query
 from retrollm.decoding.strategies import Strategy
-from retrollm.index import CorpusIndex, StateBatch
+from retrollm.index import TokenIndex
 from retrollm.models import SpecialTokenIds
 
 PHASE_KEYS = ("prefill", "clue", "retrieval", "evidence", "answer")
@@ -47,7 +47,7 @@ class Decoder:
         special: SpecialTokenIds,
         strategy: Strategy,
         config: DecodeConfig,
-        index: CorpusIndex | None,
+        index: TokenIndex | None,
         contexts: ContextSource | None,
     ) -> None:
         if (strategy.constrain_clues or strategy.evidence == "corpus") and index is None:
@@ -235,7 +235,8 @@ class Decoder:
 
     def _extend_clues(self, hyps: list[Hypothesis]) -> None:
         started = time.perf_counter()
-        states = StateBatch.of([h.clue_state for h in hyps])
+        # A list, not a batch object: each index kind batches its own states.
+        states = [h.clue_state for h in hyps]
         extended = self.index.extend(states, [h.clue_tokens[-1] for h in hyps])
         for k, hyp in enumerate(hyps):
             hyp.clue_state = extended[k]

@@ -30,7 +30,7 @@ from retrollm.decoding.constraints import (
 )
 from retrollm.decoding.state import EvidenceSpan, Hypothesis
 from retrollm.decoding.strategies import Strategy
-from retrollm.index import CorpusIndex
+from retrollm.index import TokenIndex
 from retrollm.models import SpecialTokenIds
 
 # Up to this many occurrences of an evidence prefix, its continuations are read from the
@@ -48,7 +48,7 @@ class EvidenceRules:
         config: DecodeConfig,
         special: SpecialTokenIds,
         stop_ids: np.ndarray,
-        corpus_index: CorpusIndex | None,
+        corpus_index: TokenIndex | None,
         closes_sentence: np.ndarray | None = None,
     ) -> None:
         """closes_sentence[id]: the token ends a sentence or line (TokenTexts); needed by

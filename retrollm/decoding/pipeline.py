@@ -3,8 +3,10 @@
     decoder = RetroLLM.from_artifacts(paths, DecodeConfig(), adapter=None)
     predictions = decoder.answer(records_or_strings)
 
-Loading checks what would silently corrupt results: the index must come from the same
-tokenizer as the model, and the corpus must have as many documents as the index.
+Loading checks what would silently corrupt results: every file read must match its
+manifest (size and sha256), and the inputs must form one chain by fingerprint: the index
+made from these tokens, made from this corpus by this model's tokenizer, and SPLADE's
+rankings made from this corpus (retrollm/chain.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 import torch
 
+from retrollm.artifacts import verified_ref
+from retrollm.chain import asset_ref, check_chain
 from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.contexts import RetrievalContexts
 from retrollm.decoding.decoder import Decoder
@@ -22,7 +26,7 @@ from retrollm.decoding.sparse import SparseQueries, load_stored_queries
 from retrollm.decoding.state import Hypothesis, Query
 from retrollm.decoding.strategies import Strategy, resolve_strategy
 from retrollm.decoding.trace import build_prediction
-from retrollm.index import CorpusIndex
+from retrollm.index import TokenIndex, load_index
 from retrollm.models import (
     SpecialTokenIds,
     load_causal_lm,
@@ -41,7 +45,7 @@ class RetroLLM:
         self,
         model: torch.nn.Module,
         tokenizer: Any,
-        index: CorpusIndex | None,
+        index: TokenIndex | None,
         corpus: Sequence[CorpusRecord] | None,
         config: DecodeConfig,
         sparse: SparseQueries | None = None,
@@ -68,34 +72,33 @@ class RetroLLM:
         config: DecodeConfig,
         adapter: str | Path | None = None,
         stored_queries: bool = True,
+        verify: bool = True,
     ) -> RetroLLM:
         """Load from the pipeline's folders (`paths`: stages.common.Paths or alike).
 
         stored_queries: read sparse_expand's per-question SPLADE results (seconds for
         tens of thousands of questions; worth it for an evaluation, not for one question,
-        which is encoded live in milliseconds with the same numbers)."""
+        which is encoded live in milliseconds with the same numbers).
+        verify: re-hash every file read against its manifest (False: sizes only, warned)."""
         from retrollm.corpus import load_corpus
 
         device = str(resolve_device(config.device))
-        model, tokenizer = load_causal_lm(paths.model, config.dtype, adapter, device)
         strategy = resolve_strategy(config)
+        verify_inputs(paths, config, adapter, strategy.retrieve, stored_queries, verify)
+        model, tokenizer = load_causal_lm(paths.model, config.dtype, adapter, device)
+        check_chain(paths, tokenizer_fingerprint(tokenizer), splade=strategy.retrieve)
         # Every strategy reads the index (unconstrained too: it reports whether its
         # evidence happens to be verbatim); it is memory-mapped, so loading is cheap.
-        index = CorpusIndex.load(
+        index = load_index(
             paths.index, expected_tokenizer_fingerprint=tokenizer_fingerprint(tokenizer)
         )
         corpus = load_corpus(paths.corpus)
-        if len(corpus) != index.n_docs:
-            raise ValueError(
-                f"{paths.corpus} has {len(corpus)} documents but {paths.index} indexes "
-                f"{index.n_docs}; rebuild the index from this corpus"
-            )
         sparse = scorer = None
         if strategy.retrieve:
             sparse = load_sparse(paths, config, stored_queries, device)
             from retrollm.retrieval.scorer import load_scorer
 
-            scorer_dir = config.scorer_model or Path(paths.assets) / "biencoder"
+            scorer_dir = scorer_folder(paths, config)
             scorer = load_scorer(
                 config.scorer,
                 scorer_dir,
@@ -166,6 +169,38 @@ class RetroLLM:
         return query
 
 
+def scorer_folder(paths: Any, config: DecodeConfig) -> Path:
+    return Path(config.scorer_model or Path(paths.assets) / "biencoder")
+
+
+def splade_folder(paths: Any, config: DecodeConfig) -> Path:
+    return Path(config.splade_model or Path(paths.assets) / "splade")
+
+
+def verify_inputs(
+    paths: Any,
+    config: DecodeConfig,
+    adapter: str | Path | None,
+    retrieve: bool,
+    stored_queries: bool,
+    content: bool = True,
+) -> None:
+    """Check every file the decoder will read against its manifest before loading it."""
+    from retrollm.corpus import CORPUS_SCHEMA, DOCUMENTS_FILE
+
+    verified_ref(paths.model, "model", None, content)
+    if adapter is not None:
+        verified_ref(Path(adapter), "adapter", None, content)
+    verified_ref(paths.index, "index", None, content)
+    verified_ref(paths.corpus, CORPUS_SCHEMA, [DOCUMENTS_FILE], content)
+    if retrieve:
+        wanted = ["docs/", "queries/"] if stored_queries else ["docs/"]
+        present = [w for w in wanted if w == "docs/" or (Path(paths.splade) / w).is_dir()]
+        verified_ref(paths.splade, "splade", present, content)
+        for folder in (splade_folder(paths, config), scorer_folder(paths, config)):
+            asset_ref(paths.assets, folder, content)
+
+
 def load_sparse(
     paths: Any, config: DecodeConfig, stored_queries: bool = True, device: str = "cpu"
 ) -> SparseQueries:
@@ -173,7 +208,7 @@ def load_sparse(
     per-question results (data/splade: docs/, queries/DATASET/SPLIT.msgpack)."""
     from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
 
-    model_dir = Path(config.splade_model or Path(paths.assets) / "splade")
+    model_dir = splade_folder(paths, config)
     splade_dir = Path(paths.splade)
     doc_index = SparseDocIndex.load(splade_dir / "docs")
     stored = {}

@@ -16,7 +16,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from retrollm.index import CorpusIndex, State
+from retrollm.index import IndexState, TokenIndex
 from schemas.prediction import DocumentTrace, WindowTrace
 
 PHASE_NAMES = ("clue", "evidence", "answer", "done")
@@ -123,7 +123,7 @@ class EvidenceContext:
     expansion_terms: list[str]
     documents: list[DocumentTrace]
     windows: list[WindowTrace]
-    index: CorpusIndex | None  # evidence constraint (candidate docs, or whole corpus)
+    index: TokenIndex | None  # evidence constraint (candidate docs, or whole corpus)
     table: WindowTable | None  # kept windows for eq. 12 / hard windows
     window_docs: list[int] = field(default_factory=list)  # doc index per kept window
     located: list[tuple[int, int, int]] = field(default_factory=list)  # (doc, start, end), all
@@ -152,11 +152,11 @@ class Hypothesis:
     clue_tokens: list[int] = field(default_factory=list)
     clues: list[list[int]] = field(default_factory=list)  # distinct, in order
     clues_closed: int = 0
-    clue_state: State | None = None
+    clue_state: IndexState | None = None
     # evidence phase
     context: EvidenceContext | None = None
-    evidence_index: CorpusIndex | None = None
-    evidence_state: State | None = None
+    evidence_index: TokenIndex | None = None
+    evidence_state: IndexState | None = None
     evidence_tokens: list[int] = field(default_factory=list)
     evidences: list[EvidenceSpan] = field(default_factory=list)
     window_hits: np.ndarray | None = None

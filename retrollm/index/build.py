@@ -8,6 +8,7 @@ continuations and first step without touching the suffix array.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,11 +177,35 @@ def build_sub_arrays(
     thread start-up costs ~20 ms per call on a busy 2-core machine against 0.2 ms for the
     whole sort of a few thousand tokens; both give the same suffix array (tested).
     """
-    backend = SMALL_INPUT_BACKEND
-    layout, starts = kernels.gather_documents(parent.tokens, doc_starts_local, chosen_local)
-    n_real = int(layout.shape[0] - chosen_local.shape[0])
-    arrays = search_arrays(layout, n_real, parent.separator, parent.separator - 1, backend)
-    return arrays, starts
+    return build_gathered_arrays([(parent, doc_starts_local, chosen_local)])
+
+
+def build_gathered_arrays(
+    parts: Sequence[tuple[SearchArrays, np.ndarray, np.ndarray]],
+) -> tuple[SearchArrays, np.ndarray]:
+    """Search arrays over chosen documents of several parents, in the order given.
+
+    Each part is (parent arrays, its doc_starts_local, chosen local documents). Parents
+    may store tokens at different widths (shards indexed apart); the gathered layout uses
+    the widest, with that width's separator, which keeps every id's order.
+    """
+    dtype = max((p.tokens.dtype for p, _, _ in parts), key=lambda d: d.itemsize)
+    separator = int(np.iinfo(dtype).max)
+    layouts, starts, at = [], [np.zeros(1, dtype=np.int64)], 0
+    for parent, doc_starts_local, chosen in parts:
+        layout, local = kernels.gather_documents(parent.tokens, doc_starts_local, chosen)
+        if layout.dtype != dtype:
+            ends = layout == parent.separator
+            layout = layout.astype(dtype)
+            layout[ends] = separator
+        layouts.append(layout)
+        starts.append(local[1:] + at)
+        at += int(layout.shape[0])
+    n_chosen = sum(int(chosen.shape[0]) for _, _, chosen in parts)
+    layout = layouts[0] if len(layouts) == 1 else np.concatenate(layouts)
+    n_real = int(layout.shape[0] - n_chosen)
+    arrays = search_arrays(layout, n_real, separator, separator - 1, SMALL_INPUT_BACKEND)
+    return arrays, np.concatenate(starts)
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ also for a restricted index. The separator layout is internal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike
 
 from retrollm.index import kernels
 from retrollm.index.build import SearchArrays, build_corpus_arrays, build_sub_arrays
+from retrollm.index.protocol import SpanSource
 from retrollm.index.state import State, StateBatch
 from retrollm.index.storage import load_arrays, save_arrays
 
@@ -41,9 +42,10 @@ class CorpusIndex:
         doc_starts_local: np.ndarray,
         tokenizer_fingerprint: str,
         backend: str,
-        parent: CorpusIndex | None = None,
+        parent: SpanSource | None = None,
     ) -> None:
-        """Internal; use build, load or restrict."""
+        """Internal; use build, load or restrict. `parent`: the full index a restricted
+        view came from (a CorpusIndex or a ShardedIndex), which serves its extracts."""
         self._arrays = arrays
         self._doc_offsets = doc_offsets
         self._doc_ids = doc_ids
@@ -122,6 +124,11 @@ class CorpusIndex:
             parent=root,
         )
 
+    def gather_part(self, local: np.ndarray) -> tuple[SearchArrays, np.ndarray, np.ndarray]:
+        """What build_gathered_arrays needs to copy these local documents into a sub-index
+        (a ShardedIndex restricts across shards with it)."""
+        return self._arrays, self._doc_starts_local, local
+
     # ------------------------------------------------------------------- properties
     @property
     def n_tokens(self) -> int:
@@ -158,14 +165,20 @@ class CorpusIndex:
         )  # fmt: skip
         return State(int(lo), int(hi), int(pattern.shape[0]))
 
-    def extend(self, states: State | StateBatch, token_ids: ArrayLike) -> StateBatch:
+    def extend(
+        self, states: State | StateBatch | Sequence[State], token_ids: ArrayLike
+    ) -> StateBatch:
         """Append token_ids[k] to state k (or to the one given state, for every token).
 
         Vectorised for a decoder batch: one kernel call for all hypotheses. Dead states
-        and ids outside the vocabulary give dead states (empty range).
+        and ids outside the vocabulary give dead states (empty range). A list of states
+        is taken as a batch, so callers need not know this index's batch type.
         """
         tokens = _as_ids(token_ids)
-        batch = StateBatch.repeat(states, tokens.shape[0]) if isinstance(states, State) else states
+        if isinstance(states, State):
+            batch = StateBatch.repeat(states, tokens.shape[0])
+        else:
+            batch = states if isinstance(states, StateBatch) else StateBatch.of(states)
         if len(batch) != tokens.shape[0]:
             raise ValueError(f"extend: {len(batch)} states but {tokens.shape[0]} token ids")
         a = self._arrays

@@ -2,8 +2,8 @@
 
 The paper scores windows with BGE-reranker-base, a cross-encoder; no cross-encoder ships
 offline here, so the default is the all-MiniLM bi-encoder behind the same interface
-(DESIGN.md). Both truncate inputs to 128 tokens (RETROLLM.md 5), so a scorer swap changes
-the model, not the amount of text it sees.
+(docs/design.md §4). Both truncate inputs to 128 tokens (docs/method.md §5), so a scorer
+swap changes the model, not the amount of text it sees.
 
 Scales differ: the bi-encoder returns a cosine in [-1, 1]; the cross-encoder returns the
 raw logit by default (as the released code does) or a sigmoid of it. The decoder's lambda

@@ -1,6 +1,6 @@
 """SPLADE: sparse vocabulary vectors for questions and documents, and search over them.
 
-RetroLLM uses SPLADE twice (RETROLLM.md 3-4): the question's top vocabulary terms become
+RetroLLM uses SPLADE twice (docs/method.md §3-4): the question's top vocabulary terms become
 extra clues (clue expansion), and a SPLADE document ranking is fused with the clue
 ranking. Weights are SPLADE's own, w_j = max_i log(1 + relu(logit_ij)) over the
 non-padding positions i, so any SPLADE checkpoint (splade-tiny here, SPLADE-v3 on a GPU

@@ -1,4 +1,4 @@
-"""Future windows (RETROLLM.md 5): text around clue hits inside the candidate documents,
+"""Future windows (docs/method.md §5): text around clue hits inside the candidate documents,
 scored for relevance, so the decoder can look ahead of each evidence token.
 
 Coordinates are the index's global token offsets; a window never leaves its document,
@@ -137,7 +137,7 @@ def score_windows(
     """Relevance of each window's text to the question (float32, one per window).
 
     `question` must be the bare question, not the prompt (the released code scored
-    "...\\nYour Response:", RETROLLM.md 11).
+    "...\\nYour Response:", docs/method.md §11).
     """
     if not windows:
         return np.zeros(0, dtype=np.float32)

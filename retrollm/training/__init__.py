@@ -1,4 +1,4 @@
-"""RetroLLM training (RETROLLM.md section 8): targets, loss masks, LoRA, the loop.
+"""RetroLLM training (docs/method.md §8): targets, loss masks, LoRA, the loop.
 
 One job per module; importing this package loads nothing heavy:
 

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from retrollm.artifacts import MANIFEST, read_manifest, sha256_file
+from retrollm.artifacts import MANIFEST, file_digest
 from retrollm.training.lora import token_embeddings
 
 INFO_FILE = "retrollm_adapter.json"
@@ -39,18 +39,17 @@ def base_fingerprint(folder: Path | str) -> str:
     """Content fingerprint of a base model folder: sha256 over its files' names and hashes.
 
     Content, not the manifest's fingerprint, so the same weights prepared from another
-    path or with other params still match. Hashes come from the folder's manifest when it
-    has one (re-hashing 0.5-15 GB per load would be slow); otherwise files are hashed.
+    path or with other params still match; and hashed from the files themselves, never
+    copied from the manifest, so replaced weights under an old manifest do not pass. A
+    stage that verified the folder first has the hashes already (file_digest remembers
+    them per process), so the weights are read once.
     """
     folder = Path(folder)
-    if (folder / MANIFEST).is_file():
-        files = dict(read_manifest(folder).files)
-    else:
-        files = {
-            str(p.relative_to(folder)): sha256_file(p)
-            for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != MANIFEST
-        }
+    files = {
+        p.relative_to(folder).as_posix(): file_digest(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
     if not files:
         raise FileNotFoundError(f"{folder}: no model files to fingerprint")
     blob = json.dumps(sorted(files.items())).encode()

@@ -6,6 +6,11 @@ process's RNG states (dropout draws continue identically), and `state.json` with
 optimizer step, the log history so far and the run's fingerprint. It is written into a
 temporary folder and renamed, so a kill mid-write leaves the previous checkpoint intact.
 
+Nothing is unpickled on resume: optimizer and scheduler state dicts hold only tensors and
+plain values (loaded with weights_only=True), and the RNG states are stored as json (the
+Python and NumPy generators) and safetensors (the torch generators), so a checkpoint
+folder from elsewhere cannot run code when it is loaded.
+
 A checkpoint whose fingerprint (params, trainset, base model) differs from the current
 run's is never resumed: the run starts over instead of mixing two configurations.
 """
@@ -59,6 +64,41 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def save_rng_state(folder: Path, process: int) -> None:
+    """rng-N.json (Python, NumPy) and rng-N.safetensors (torch CPU and CUDA generators)."""
+    state = rng_state()
+    version, words, gauss = state["python"]
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    plain = {
+        "python": [version, list(words), gauss],
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+    }
+    (folder / f"rng-{process}.json").write_text(json.dumps(plain) + "\n")
+    tensors = {"torch": state["torch"]}
+    tensors |= {f"cuda.{i}": s for i, s in enumerate(state.get("cuda", []))}
+    save_file(tensors, str(folder / f"rng-{process}.safetensors"))
+
+
+def load_rng_state(folder: Path, process: int) -> dict[str, Any] | None:
+    """The state save_rng_state wrote, for set_rng_state; None when this process saved none."""
+    plain_file, tensor_file = folder / f"rng-{process}.json", folder / f"rng-{process}.safetensors"
+    if not (plain_file.is_file() and tensor_file.is_file()):
+        return None
+    plain = json.loads(plain_file.read_text())
+    version, words, gauss = plain["python"]
+    name, keys, pos, has_gauss, cached = plain["numpy"]
+    tensors = load_file(str(tensor_file))
+    state: dict[str, Any] = {
+        "python": (version, tuple(words), gauss),
+        "numpy": (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached),
+        "torch": tensors["torch"],
+    }
+    cuda = sorted((k for k in tensors if k.startswith("cuda.")), key=lambda k: int(k[5:]))
+    if cuda:
+        state["cuda"] = [tensors[k] for k in cuda]
+    return state
+
+
 def latest_checkpoint(root: Path | str) -> Path | None:
     """The finished checkpoint with the highest step, or None."""
     root = Path(root)
@@ -95,10 +135,13 @@ def save_checkpoint(
     final = root / f"step-{state.step:06d}"
     tmp = root / f".tmp-step-{state.step:06d}"
     if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
+        # One run writes a checkpoint folder at a time, so any other temporary one is
+        # left over from a killed run.
+        for stale in root.glob(".tmp-step-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    torch.save(rng_state(), tmp / f"rng-{accelerator.process_index}.pt")
+    save_rng_state(tmp, accelerator.process_index)
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
         tensors = {n: p.detach().cpu().contiguous() for n, p in trainable_parameters(unwrapped)}
@@ -141,11 +184,10 @@ def load_checkpoint(
     with torch.no_grad():
         for name, param in params.items():
             param.copy_(saved[name].to(param.device, param.dtype))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=False))
-    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=False))
-    rng_file = folder / f"rng-{accelerator.process_index}.pt"
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
     # Absent when resuming on more processes than were saved: that run is not bit-exact.
-    rng = torch.load(rng_file, weights_only=False) if rng_file.is_file() else None
+    rng = load_rng_state(folder, accelerator.process_index)
     return read_state(folder), rng
 
 

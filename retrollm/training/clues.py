@@ -2,7 +2,7 @@
 
 The paper had a 70B LLM name the key entities. Offline we rank candidate spans (runs of
 1..max_words words that neither start nor end with a stop word) by the clue weight the
-decoder itself uses to score documents, w = log(N / CF) + log(N / DF) (RETROLLM.md eq. 5):
+decoder itself uses to score documents, w = log(N / CF) + log(N / DF) (docs/method.md §4, eq. 5):
 rare, specific phrases ("Harry Potter", "Eiffel Tower") outrank common words, and a span
 that does not occur in the corpus at all, or more than `max_hits` times (the released
 code's cut-off: such a clue selects nothing), is never a clue. Nor is a span whose tokens

@@ -30,7 +30,7 @@ def matching_answer(text: str, answers: Sequence[str]) -> str | None:
     """The first gold answer that occurs in `text` as whole words after normalization.
 
     Whole words (padding with spaces) so that "1" does not match "1987"; this is the
-    relevance test of RETROLLM.md section 8 without the paper's 70B-LLM confirmation.
+    relevance test of docs/method.md §8 without the paper's 70B-LLM confirmation.
     """
     haystack = f" {normalize_answer(text)} "
     for answer in answers:

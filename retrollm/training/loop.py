@@ -1,7 +1,7 @@
 """The training loop: Accelerate, AdamW, linear warmup and decay, gradient accumulation,
 RetroLLM's weighted token loss, periodic checkpoints and exact resumption.
 
-Loss (RETROLLM.md 8): L = sum_t w_t * NLL_t over the target tokens, w_t from the loss mask
+Loss (docs/method.md §8): L = sum_t w_t * NLL_t over the target tokens, w_t from the loss mask
 (1 for clue, structure and kept evidence tokens, gamma for answer tokens, 0 elsewhere).
 The sum is divided by a *fixed* denominator, D = examples per optimizer step x the mean
 total weight of a training example (computed once over the training set), never by the
@@ -16,12 +16,12 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -38,20 +38,26 @@ from retrollm.training.data import IGNORE_INDEX, Collator, TrainDataset
 from retrollm.training.lora import trainable_parameters
 
 
-@dataclass(frozen=True)
-class LoopConfig:
-    """Optimisation settings (the train stage's params, minus model and data choices)."""
+class LoopConfig(BaseModel):
+    """Optimisation settings: the one definition, with the library defaults. The train
+    stage's params inherit these fields, so params.yaml sets them by these names."""
 
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 1
-    grad_accum: int = 8
-    lr: float = 5e-4
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.05
-    max_grad_norm: float = 1.0
-    checkpoint_every: int = 20
-    keep_checkpoints: int = 2
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(1, ge=1, description="Passes over the (sampled) examples; paper: 3.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    batch_size: int = Field(1, ge=1, description="Examples per micro-batch per process.")
+    grad_accum: int = Field(8, ge=1, description="Micro-batches per optimizer step.")
+    lr: float = Field(5e-4, gt=0, description="Peak learning rate of AdamW (not in the paper).")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(0.05, ge=0, le=1, description="Share of steps in linear warmup.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping (0: off).")
+    checkpoint_every: int = Field(20, ge=1, description="Optimizer steps between checkpoints.")
+    keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept.")
+
+    def loop(self) -> LoopConfig:
+        """These settings alone (a subclass's other fields dropped)."""
+        return LoopConfig.model_validate(self.model_dump(include=set(LoopConfig.model_fields)))
 
 
 def weighted_nll(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

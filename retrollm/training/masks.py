@@ -1,4 +1,4 @@
-"""Loss masks and weights of a target sequence (RETROLLM.md section 8).
+"""Loss masks and weights of a target sequence (docs/method.md §8).
 
 Each token carries a role character (schemas.training.ROLE_CHARS); weights follow from
 roles alone, so the mask a person inspects and the weights the loss uses cannot drift.

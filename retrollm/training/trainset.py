@@ -1,4 +1,4 @@
-"""Build one training example per question (RETROLLM.md section 8), through the
+"""Build one training example per question (docs/method.md §8), through the
 decoder's own retrieval, so that every target evidence is one the decoder can be steered
 to at test time.
 
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.contexts import NoteBook, RetrievalContexts
@@ -63,20 +64,44 @@ DECODE_KEYS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class TrainsetConfig:
-    """What a target is made of beyond the decoder's rules; build_trainset fills it."""
+class TrainsetConfig(BaseModel):
+    """What a target is made of beyond the decoder's rules: the one definition, with the
+    library defaults; the build_trainset stage's params inherit these fields."""
 
-    k_evidence: int = 3
-    clues_from_question: int = 2
-    clues_from_evidence: int = 1
-    clue_max_words: int = 3
-    clue_max_hits: int = 1000
-    clue_may_contain_answer: bool = False
-    no_relevant: NoRelevant = "drop"
-    keep_fraction: float = 0.1
-    gamma: float = 2.0
-    max_tokens: int = 512
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    k_evidence: int = Field(
+        3,
+        ge=1,
+        description="Evidences per target, from the decoder's kept windows in rank order "
+        "(the answer-bearing one at whatever rank it has); the decoder writes as many "
+        "(decode.min_evidences, decode.max_evidences).",
+    )
+    clues_from_question: int = Field(2, ge=0, description="Clues taken from the question.")
+    clues_from_evidence: int = Field(1, ge=0, description="Clues from the relevant evidence.")
+    clue_max_words: int = Field(3, ge=1, description="Words per clue span, at most.")
+    clue_max_hits: int = Field(
+        1000, ge=1, description="Spans occurring more often select nothing: never clues."
+    )
+    clue_may_contain_answer: bool = Field(
+        False, description="Allow evidence clues that contain a gold answer."
+    )
+    no_relevant: NoRelevant = Field(
+        "drop",
+        description="No gold answer in any of the k_evidence evidences: drop the question, "
+        "or keep it (the model then learns to answer past evidence that lacks the answer).",
+    )
+    keep_fraction: float = Field(
+        0.1, ge=0.0, le=0.5, description="Share of each evidence's tokens in the loss, per end."
+    )
+    gamma: float = Field(2.0, ge=0.0, description="Loss weight of answer tokens.")
+    max_tokens: int = Field(512, ge=16, description="Longer sequences are dropped (counted).")
+
+    def trainset(self) -> TrainsetConfig:
+        """These settings alone (a subclass's other fields dropped)."""
+        return TrainsetConfig.model_validate(
+            self.model_dump(include=set(TrainsetConfig.model_fields))
+        )
 
 
 def limits(config: TrainsetConfig, decode: DecodeConfig) -> Limits:

@@ -1,0 +1,203 @@
+"""Sharded against unsharded index over the same synthetic tokens: build, queries, memory.
+
+    python -m bench.shards --tokens 2000000 --shards 1 4 [--vocab 32768] [--threads 1]
+
+Prints one JSON line per index (the unsharded CorpusIndex first, then one ShardedIndex
+per shard count) and a summary line. Each build and each query session runs in its own
+child process, so its peak RSS (ru_maxrss) is that job's alone: a sharded build writes
+every shard as soon as it is sorted, so its peak follows the shard size. The query child
+memory-maps the saved index and reports its anonymous memory (RssAnon: what it allocated)
+apart from mapped index pages (RssFile: page cache, shared, dropped under pressure).
+Latencies are medians of single calls on a warm index, in microseconds (best of ROUNDS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.index import median_us, rss_bytes, spans, synthetic_corpus, timed
+
+PATTERNS = 1000
+RESTRICT_DOCS = 25
+# Each latency is the best of this many rounds' medians: on a shared machine a round can
+# land on a busy stretch, and the best round is the one comparable across indexes.
+ROUNDS = 3
+
+
+def memory() -> dict[str, int]:
+    """RssAnon and RssFile of this process, bytes (Linux /proc)."""
+    found: dict[str, int] = {}
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile"):
+                found[key] = int(value.split()[0]) * 1024
+    return found
+
+
+def peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def child_build(tokens_file: str, offsets_file: str, out: str, shards: str) -> dict[str, Any]:
+    from retrollm.index import CorpusIndex, build_sharded
+
+    tokens = np.load(tokens_file, mmap_mode="r")
+    offsets = np.load(offsets_file)
+    CorpusIndex.build(np.asarray(tokens[:1000]), [0, 1000])  # compile/load kernels first
+    before = rss_bytes()  # interpreter, numba, kernels: not the build's own
+    start = time.perf_counter()
+    if int(shards) == 0:
+        CorpusIndex.build(tokens, offsets, tokenizer_fingerprint="bench").save(out)
+    else:
+        per = -(-(len(offsets) - 1) // int(shards))
+        build_sharded(tokens, offsets, per, tokenizer_fingerprint="bench", out=out)
+    return {"build_s": time.perf_counter() - start, "build_peak_rss": peak_rss(), "before": before}
+
+
+def child_query(tokens_file: str, offsets_file: str, index_dir: str, seed: str) -> dict[str, Any]:
+    from retrollm.index import load_index
+
+    tokens = np.load(tokens_file, mmap_mode="r")
+    offsets = np.load(offsets_file)
+    rng = np.random.default_rng(int(seed))
+    starts = spans(offsets, rng, PATTERNS)
+    patterns = [np.asarray(tokens[s : s + 16], dtype=np.int64) for s in starts]
+    chosen = [rng.choice(len(offsets) - 1, RESTRICT_DOCS, replace=False) for _ in range(100)]
+    start = time.perf_counter()
+    index = load_index(index_dir, expected_tokenizer_fingerprint="bench")
+    load_s = time.perf_counter() - start
+    loaded = memory()
+    for pattern in patterns[:20]:  # warm-up: kernels, hot pages
+        index.locate(pattern[:4])
+        index.next_tokens(pattern[:2])
+
+    def best(measure: Any) -> float:
+        return min(median_us(measure()) for _ in range(ROUNDS))
+
+    figures = {
+        "count16_us": best(lambda: [timed(index.count, p) for p in patterns]),
+        "next2_us": best(lambda: [timed(index.next_tokens, p[:2]) for p in patterns]),
+        "locate4_us": best(lambda: [timed(index.locate, p[:4]) for p in patterns]),
+        "clue_step_us": best(lambda: steps(index, patterns[:300])),
+        "restrict_us": best(lambda: [timed(index.restrict, docs) for docs in chosen]),
+    }
+    views = [index.restrict(docs) for docs in chosen]
+    evidence = []
+    for docs in chosen:
+        doc = int(docs[0])
+        begin, end = int(offsets[doc]), int(offsets[doc + 1])
+        evidence.append(np.asarray(tokens[begin : min(end, begin + 16)], np.int64))
+    # A restricted view is asked only about its own documents, as the decoder does.
+    figures["evidence_step_us"] = best(
+        lambda: [ns for v, e in zip(views, evidence, strict=True) for ns in steps(v, [e])]
+    )
+    after = memory()
+    # Same answers everywhere (tests/test_index_sharded.py proves it; this shows it here).
+    answers = [index.count(p[:3]) + int(index.next_tokens(p[:2])[1].sum()) for p in patterns]
+    return {
+        **figures,
+        "answers_checksum": int(np.sum(answers)),
+        "load_s": round(load_s, 4),
+        "rss_anon_after_load": loaded.get("RssAnon", -1),
+        "rss_anon_after_queries": after.get("RssAnon", -1),
+        "rss_file_after_queries": after.get("RssFile", -1),
+        "query_peak_rss": peak_rss(),
+    }
+
+
+def steps(index: Any, patterns: list[np.ndarray]) -> list[int]:
+    """Decoder-style steps (extend by one token, then list what may follow), timed each."""
+    out: list[int] = []
+    for pattern in patterns:
+        state = index.root()
+        for token in pattern.tolist():
+            started = time.perf_counter_ns()
+            state = index.extend([state], [token])[0]
+            index.continuations(state)
+            out.append(time.perf_counter_ns() - started)
+    return out
+
+
+def run_child(*args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.shards", "--child", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=2_000_000)
+    parser.add_argument("--vocab", type=int, default=32_768)
+    parser.add_argument("--shards", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sessions", type=int, default=2, help="query sessions per index")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        mode, *rest = args.child
+        print(json.dumps(child_build(*rest) if mode == "build" else child_query(*rest)))
+        return
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    work = Path(tempfile.mkdtemp(prefix="bench-shards-"))
+    try:
+        tokens, offsets = synthetic_corpus(args.tokens, args.vocab, args.seed)
+        files = [str(work / "tokens.npy"), str(work / "doc_offsets.npy")]
+        np.save(files[0], tokens)
+        np.save(files[1], offsets)
+        configs = [0, *args.shards]  # 0: the plain CorpusIndex
+        builds = {k: run_child("build", *files, str(work / f"index-{k}"), str(k)) for k in configs}
+        # Query sessions take turns (all indexes, then all again), so a busy stretch of a
+        # shared machine does not fall on one index only; each figure is its best session.
+        sessions: dict[int, list[dict[str, Any]]] = {k: [] for k in configs}
+        for _ in range(args.sessions):
+            for k in configs:
+                sessions[k].append(
+                    run_child("query", *files, str(work / f"index-{k}"), str(args.seed))
+                )
+        rows = []
+        for k in configs:
+            out, build = work / f"index-{k}", builds[k]
+            query = dict(sessions[k][0])
+            for key in [key for key in query if key.endswith("_us")]:
+                query[key] = min(session[key] for session in sessions[k])
+            disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+            row = {
+                "index": "unsharded" if k == 0 else f"{k} shards",
+                "n_tokens": int(tokens.shape[0]),
+                "n_docs": len(offsets) - 1,
+                "build_s": round(build["build_s"], 3),
+                "build_peak_rss": build["build_peak_rss"],
+                "build_extra_rss": build["build_peak_rss"] - build["before"],
+                "bytes_per_token": round(disk / tokens.shape[0], 3),
+                **query,
+            }
+            rows.append(row)
+            print(json.dumps(row))
+        keys = ("build_s", "build_extra_rss", "count16_us", "next2_us", "locate4_us")
+        keys += ("clue_step_us", "evidence_step_us", "rss_anon_after_queries")
+        print(json.dumps({"summary": {r["index"]: {k: r[k] for k in keys} for r in rows}}))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
