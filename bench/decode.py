@@ -153,7 +153,7 @@ def main() -> None:
     from retrollm.index import CorpusIndex
     from retrollm.qa import load_qa
     from stages.common import load_params, load_paths
-    from stages.evaluate import EvaluateParams, _answer_fn
+    from stages.evaluate import EvaluateParams, answer_fn
 
     paths = load_paths(args.params)
     base = load_params("decode", DecodeConfig, args.params)
@@ -178,7 +178,7 @@ def main() -> None:
                 update={"baselines": evaluate.baselines.model_copy(update={"batch_size": batch})}
             )
             spec = params.spec(args.baseline)
-            answer = _answer_fn(args.baseline, spec, params, paths, base.device)
+            answer = answer_fn(args.baseline, spec, params, paths, base.device)
             answer(warm_up)
             emit({"method": args.baseline, "batch": batch} | measure_baseline(answer, questions))
 

@@ -263,7 +263,7 @@ def load_causal_lm(
         # Only the adapter path needs peft. The adapter must have been trained on exactly
         # these weights; merged, it costs nothing per forward pass (LoRA adds 14 small
         # matmuls per layer otherwise).
-        from retrollm.training.adapter import base_fingerprint, load_adapter
+        from retrollm.adapters import base_fingerprint, load_adapter
 
         adapter = _existing(adapter, "adapter folder")
         model = load_adapter(

@@ -46,10 +46,12 @@ from retrollm.chain import asset_ref, made_from, tokens_of_corpus
 from retrollm.evaluation import ResumeFile, resume_key, run_checkpointed, select_questions
 from retrollm.metrics import aggregate, score, timing
 from retrollm.qa import load_qa
+from retrollm.retrieval.dense import DENSE_SCHEMA
 from retrollm.retrieval.rag import Retriever, bm25_search, dense_search
 from schemas.manifest import InputRef, Manifest
 from schemas.prediction import Prediction
 from stages.common import (
+    DenseParams,
     Paths,
     StageParams,
     checked_input,
@@ -59,14 +61,12 @@ from stages.common import (
     run_stage,
     verify_contents,
 )
-from stages.dense_index import DENSE_SCHEMA, DenseParams
 
 # The code that decides a prediction: in the resume key, so a checkpoint written by other
 # code is never resumed.
 EVALUATION_CODE = (
     "stages/evaluate.py",
     "retrollm/funnel.py",
-    "stages/dense_index.py",
     "retrollm/evaluation.py",
     "retrollm/baselines.py",
     "retrollm/metrics.py",
@@ -75,8 +75,7 @@ EVALUATION_CODE = (
     "retrollm/decoding",
     "retrollm/retrieval",
     "retrollm/index",
-    "retrollm/training/adapter.py",
-    "retrollm/training/lora.py",
+    "retrollm/adapters.py",
 )
 EVAL_SCHEMA = "eval"
 EVAL_VERSION = 1
@@ -234,7 +233,7 @@ def _checked_inputs(
     return refs
 
 
-def _answer_fn(  # type: ignore[no-untyped-def]
+def answer_fn(  # type: ignore[no-untyped-def]
     method: str, spec: MethodSpec, params: EvaluateParams, paths: Paths, device: str | None = None
 ):
     """Load what the method needs once and return questions -> predictions. Every method
@@ -348,7 +347,7 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
     resume = ResumeFile(params.resume_dir / dataset / method, key)
 
     start = time.perf_counter()
-    answer = _answer_fn(method, spec, params, paths)
+    answer = answer_fn(method, spec, params, paths)
     setup_s = time.perf_counter() - start
     predictions, resumed = run_checkpointed(
         questions, answer, resume, params.chunk_size, desc=f"{dataset}/{method}"

@@ -43,7 +43,8 @@ from retrollm.artifacts import (
 )
 from retrollm.artifacts import write_manifest as save_manifest
 from retrollm.models import SpecialTokenIds, load_causal_lm, tokenizer_fingerprint
-from retrollm.training.adapter import base_fingerprint, save_adapter
+from retrollm.adapters import base_fingerprint
+from retrollm.training.adapter import save_adapter
 from retrollm.training.data import Collator, TrainDataset
 from retrollm.training.loop import LoopConfig, mean_example_weight, train
 from retrollm.training.lora import LLAMA_TARGET_MODULES, lora_config, wrap_model
@@ -62,6 +63,7 @@ TRAINING_CODE = (
     "retrollm/training/loop.py",
     "retrollm/training/checkpoint.py",
     "retrollm/training/adapter.py",
+    "retrollm/adapters.py",
     "retrollm/models.py",
 )
 # Params that change where and how often things are written, not what is learned.

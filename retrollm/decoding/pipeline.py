@@ -74,7 +74,7 @@ class RetroLLM:
         stored_queries: bool = True,
         verify: bool = True,
     ) -> RetroLLM:
-        """Load from the pipeline's folders (`paths`: stages.common.Paths or alike).
+        """Load from the pipeline's folders (`paths`: retrollm.settings.Paths or alike).
 
         stored_queries: read sparse_expand's per-question SPLADE results (seconds for
         tens of thousands of questions; worth it for an evaluation, not for one question,
