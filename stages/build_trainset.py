@@ -40,7 +40,7 @@ from retrollm.corpus import DOCUMENTS_FILE, load_corpus
 from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.contexts import RetrievalContexts
 from retrollm.decoding.strategies import resolve_strategy
-from retrollm.index import CorpusIndex
+from retrollm.index import load_index
 from retrollm.models import (
     SpecialTokenIds,
     load_tokenizer,
@@ -130,7 +130,7 @@ def retrieval(paths: Paths, decode: DecodeConfig, cache_windows: int) -> Retriev
     fingerprint = tokenizer_fingerprint(tokenizer)
     # By fingerprint, not by count: the same documents in another order must not pass.
     check_chain(paths, fingerprint, splade=True)
-    index = CorpusIndex.load(paths.index, expected_tokenizer_fingerprint=fingerprint)
+    index = load_index(paths.index, expected_tokenizer_fingerprint=fingerprint)
     corpus = load_corpus(paths.corpus)
     scorer_dir = decode.scorer_model or Path(paths.assets) / "biencoder"
     asset_ref(paths.assets, Path(scorer_dir), verify_contents())

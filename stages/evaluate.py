@@ -304,10 +304,10 @@ def _funnel(method: str, spec: MethodSpec, paths: Paths, predictions: list[Predi
     if spec.kind != "retrollm":
         return funnel(method, predictions, no_corpus, no_corpus)
     from retrollm.corpus import load_corpus
-    from retrollm.index import CorpusIndex
+    from retrollm.index import load_index
     from retrollm.models import load_tokenizer
 
-    index = CorpusIndex.load(paths.index)
+    index = load_index(paths.index)
     contents = [r.contents for r in load_corpus(paths.corpus)]
     text = CorpusText(contents, index.extract, load_tokenizer(paths.model))
     return funnel(method, predictions, text.document, text.span)
