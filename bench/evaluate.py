@@ -26,7 +26,7 @@ import torch
 from retrollm.metrics import aggregate, score
 from retrollm.qa import load_qa
 from stages.common import load_params, load_paths
-from stages.evaluate import EvaluateParams, _answer_fn, select_questions
+from stages.evaluate import EvaluateParams, answer_fn, select_questions
 
 
 def main() -> None:
@@ -51,7 +51,7 @@ def main() -> None:
     )
     for name in names:
         start = time.perf_counter()
-        answer = _answer_fn(name, params.spec(name), params, paths)
+        answer = answer_fn(name, params.spec(name), params, paths)
         answer(sample[:1])  # warm-up: first-call allocations and lazy imports
         load = time.perf_counter() - start
         start = time.perf_counter()

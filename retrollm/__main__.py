@@ -44,7 +44,7 @@ def ask(args: argparse.Namespace) -> int:
     from retrollm.decoding import DecodeConfig
     from retrollm.decoding.pipeline import RetroLLM
     from retrollm.decoding.render import render
-    from stages.common import load_params, load_paths, verify_contents
+    from retrollm.settings import load_params, load_paths, verify_contents
 
     torch.set_num_threads(args.threads)
     paths = load_paths(args.params)
@@ -90,7 +90,7 @@ def inspect(args: argparse.Namespace) -> int:
     import webbrowser
 
     from retrollm.inspector import PAGE_FILE
-    from stages.common import load_paths
+    from retrollm.settings import load_paths
 
     page = (load_paths(args.params).report / "inspect" / PAGE_FILE).resolve()
     if not page.is_file():

@@ -154,9 +154,10 @@ def generate_batch(
     config = model.generation_config
     eos = config.eos_token_id if config.eos_token_id is not None else tokenizer.eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos])
+    device = next(model.parameters()).device
     output = model.generate(
-        input_ids=input_ids,
-        attention_mask=attention,
+        input_ids=input_ids.to(device),
+        attention_mask=attention.to(device),
         max_new_tokens=max_new_tokens,
         do_sample=False,
         num_beams=1,

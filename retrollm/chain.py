@@ -60,7 +60,7 @@ def tokens_of_corpus(paths: Any) -> tuple[Manifest, Manifest]:
 def check_chain(paths: Any, tokenizer_fingerprint: str, splade: bool = True) -> Chain:
     """The index was made from these tokens, made from this corpus by this tokenizer, and
     SPLADE's rankings (`splade`) from this corpus; else ArtifactError naming the folder.
-    `paths`: stages.common.Paths or alike (corpus, tokens, index, splade)."""
+    `paths`: retrollm.settings.Paths or alike (corpus, tokens, index, splade)."""
     corpus, tokens = tokens_of_corpus(paths)
     same_tokenizer(Path(paths.tokens), tokens, tokenizer_fingerprint)
     index = read_manifest(paths.index, "index")

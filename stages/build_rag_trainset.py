@@ -43,8 +43,7 @@ from retrollm.retrieval.rag import Retriever, bm25_search, dense_search
 from retrollm.training.rag_trainset import choose_retriever, rag_example
 from schemas import Manifest
 from schemas.training import TrainExample
-from stages.common import Paths, StageParams, load_params, load_paths, run_stage
-from stages.dense_index import DenseParams
+from stages.common import DenseParams, Paths, StageParams, load_params, load_paths, run_stage
 
 SCHEMA_NAME = "trainset"  # the records are TrainExamples, read by the same train stage
 SCHEMA_VERSION = 1

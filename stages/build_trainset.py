@@ -40,11 +40,12 @@ from retrollm.corpus import DOCUMENTS_FILE, load_corpus
 from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.contexts import RetrievalContexts
 from retrollm.decoding.strategies import resolve_strategy
-from retrollm.index import CorpusIndex
+from retrollm.index import load_index
 from retrollm.models import (
     SpecialTokenIds,
     load_tokenizer,
     prompt_ids,
+    resolve_device,
     tokenizer_files,
     tokenizer_fingerprint,
 )
@@ -129,13 +130,14 @@ def retrieval(paths: Paths, decode: DecodeConfig, cache_windows: int) -> Retriev
     fingerprint = tokenizer_fingerprint(tokenizer)
     # By fingerprint, not by count: the same documents in another order must not pass.
     check_chain(paths, fingerprint, splade=True)
-    index = CorpusIndex.load(paths.index, expected_tokenizer_fingerprint=fingerprint)
+    index = load_index(paths.index, expected_tokenizer_fingerprint=fingerprint)
     corpus = load_corpus(paths.corpus)
     scorer_dir = decode.scorer_model or Path(paths.assets) / "biencoder"
     asset_ref(paths.assets, Path(scorer_dir), verify_contents())
     scorer = load_scorer(
-        decode.scorer, scorer_dir, decode.scorer_max_length, activation=decode.scorer_activation
-    )
+        decode.scorer, scorer_dir, decode.scorer_max_length, str(resolve_device(decode.device)),
+        activation=decode.scorer_activation,
+    )  # fmt: skip
     strategy = resolve_strategy(decode)
     return RetrievalContexts(index, tokenizer, scorer, decode, strategy, corpus, cache_windows)
 

@@ -20,35 +20,20 @@ import hashlib
 from pathlib import Path
 
 import torch
-from pydantic import Field
 
 from retrollm.artifacts import atomic_dir, sha256_file, write_manifest
 from retrollm.chain import asset_ref
 from retrollm.corpus import CORPUS_SCHEMA, DOCUMENTS_FILE, load_corpus
+from retrollm.retrieval.dense import DENSE_SCHEMA, DENSE_VERSION
 from schemas.manifest import InputRef, Manifest
 from stages.common import (
-    StageParams,
+    DenseParams,
     checked_input,
     load_params,
     load_paths,
     run_stage,
     verify_contents,
 )
-
-DENSE_SCHEMA = "dense_index"
-DENSE_VERSION = 1
-
-
-class DenseParams(StageParams):
-    """`evaluate.dense`: the bi-encoder behind the rag-dense baseline and its index."""
-
-    model: Path = Field(Path("data/assets/biencoder"), description="sentence-transformers folder.")
-    index: Path = Field(Path("data/dense"), description="Output folder of this stage.")
-    max_length: int = Field(
-        256, ge=8, description="Tokens of a document the bi-encoder reads (its default, 256)."
-    )
-    batch_size: int = Field(64, ge=1, description="Texts embedded together.")
-    threads: int = Field(2, ge=1, description="torch CPU threads while embedding.")
 
 
 def model_ref(folder: Path) -> InputRef:

@@ -46,10 +46,12 @@ from retrollm.chain import asset_ref, made_from, tokens_of_corpus
 from retrollm.evaluation import ResumeFile, resume_key, run_checkpointed, select_questions
 from retrollm.metrics import aggregate, score, timing
 from retrollm.qa import load_qa
+from retrollm.retrieval.dense import DENSE_SCHEMA
 from retrollm.retrieval.rag import Retriever, bm25_search, dense_search
 from schemas.manifest import InputRef, Manifest
 from schemas.prediction import Prediction
 from stages.common import (
+    DenseParams,
     Paths,
     StageParams,
     checked_input,
@@ -59,14 +61,12 @@ from stages.common import (
     run_stage,
     verify_contents,
 )
-from stages.dense_index import DENSE_SCHEMA, DenseParams
 
 # The code that decides a prediction: in the resume key, so a checkpoint written by other
 # code is never resumed.
 EVALUATION_CODE = (
     "stages/evaluate.py",
     "retrollm/funnel.py",
-    "stages/dense_index.py",
     "retrollm/evaluation.py",
     "retrollm/baselines.py",
     "retrollm/metrics.py",
@@ -75,8 +75,7 @@ EVALUATION_CODE = (
     "retrollm/decoding",
     "retrollm/retrieval",
     "retrollm/index",
-    "retrollm/training/adapter.py",
-    "retrollm/training/lora.py",
+    "retrollm/adapters.py",
 )
 EVAL_SCHEMA = "eval"
 EVAL_VERSION = 1
@@ -127,7 +126,9 @@ class EvaluateParams(StageParams):
     resume_dir: Path = Field(
         Path("data/.resume/eval"), description="Checkpoints of unfinished runs (not a DVC out)."
     )
-    model_dtype: Literal["float32", "bfloat16"] = Field("float32", description="Baseline LM dtype.")
+    model_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "float32", description="Baseline LM dtype (auto: bfloat16 on CUDA, float32 on a CPU)."
+    )
     baselines: BaselineConfig = Field(default_factory=BaselineConfig)
     dense: DenseParams = Field(default_factory=DenseParams)
     baseline_methods: dict[str, MethodSpec] = Field(
@@ -232,13 +233,20 @@ def _checked_inputs(
     return refs
 
 
-def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Paths):  # type: ignore[no-untyped-def]
-    """Load what the method needs once and return questions -> predictions."""
-    if spec.kind == "retrollm":
-        from retrollm.decoding import DecodeConfig, RetroLLM
+def answer_fn(  # type: ignore[no-untyped-def]
+    method: str, spec: MethodSpec, params: EvaluateParams, paths: Paths, device: str | None = None
+):
+    """Load what the method needs once and return questions -> predictions. Every method
+    runs on `device` (None: `decode.device`, the one device knob of params.yaml)."""
+    from retrollm.decoding import DecodeConfig
+    from retrollm.models import resolve_device
 
-        base = load_params("decode", DecodeConfig)
-        config = DecodeConfig.model_validate(base.model_dump() | spec.decode)
+    base = load_params("decode", DecodeConfig)
+    device = str(resolve_device(device or base.device))
+    if spec.kind == "retrollm":
+        from retrollm.decoding import RetroLLM
+
+        config = DecodeConfig.model_validate(base.model_dump() | spec.decode | {"device": device})
         adapter = paths.adapter if spec.adapter else None
         decoder = RetroLLM.from_artifacts(paths, config, adapter=adapter, verify=verify_contents())
 
@@ -253,7 +261,7 @@ def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Pat
     from retrollm.models import load_causal_lm
 
     adapter = paths.rag_adapter if spec.kind == "rag-lora" else None
-    model, tokenizer = load_causal_lm(paths.model, params.model_dtype, adapter)
+    model, tokenizer = load_causal_lm(paths.model, params.model_dtype, adapter, device)
     config = params.baselines
     search = formatter = None
     if spec.kind != "direct":
@@ -274,7 +282,7 @@ def _answer_fn(method: str, spec: MethodSpec, params: EvaluateParams, paths: Pat
                 read_manifest(paths.corpus, "corpus"),
             )  # fmt: skip
             search = dense_search(
-                dense.index, dense.model, dense.max_length, dense.batch_size, len(texts)
+                dense.index, dense.model, dense.max_length, dense.batch_size, len(texts), device
             )
     kind = "direct" if spec.kind == "direct" else "rag"
 
@@ -296,10 +304,10 @@ def _funnel(method: str, spec: MethodSpec, paths: Paths, predictions: list[Predi
     if spec.kind != "retrollm":
         return funnel(method, predictions, no_corpus, no_corpus)
     from retrollm.corpus import load_corpus
-    from retrollm.index import CorpusIndex
+    from retrollm.index import load_index
     from retrollm.models import load_tokenizer
 
-    index = CorpusIndex.load(paths.index)
+    index = load_index(paths.index)
     contents = [r.contents for r in load_corpus(paths.corpus)]
     text = CorpusText(contents, index.extract, load_tokenizer(paths.model))
     return funnel(method, predictions, text.document, text.span)
@@ -339,7 +347,7 @@ def evaluate(dataset: str, method: str) -> dict[str, int]:
     resume = ResumeFile(params.resume_dir / dataset / method, key)
 
     start = time.perf_counter()
-    answer = _answer_fn(method, spec, params, paths)
+    answer = answer_fn(method, spec, params, paths)
     setup_s = time.perf_counter() - start
     predictions, resumed = run_checkpointed(
         questions, answer, resume, params.chunk_size, desc=f"{dataset}/{method}"

@@ -33,6 +33,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
+from retrollm.adapters import base_fingerprint
 from retrollm.artifacts import (
     ArtifactError,
     atomic_dir,
@@ -43,7 +44,7 @@ from retrollm.artifacts import (
 )
 from retrollm.artifacts import write_manifest as save_manifest
 from retrollm.models import SpecialTokenIds, load_causal_lm, tokenizer_fingerprint
-from retrollm.training.adapter import base_fingerprint, save_adapter
+from retrollm.training.adapter import save_adapter
 from retrollm.training.data import Collator, TrainDataset
 from retrollm.training.loop import LoopConfig, mean_example_weight, train
 from retrollm.training.lora import LLAMA_TARGET_MODULES, lora_config, wrap_model
@@ -62,6 +63,7 @@ TRAINING_CODE = (
     "retrollm/training/loop.py",
     "retrollm/training/checkpoint.py",
     "retrollm/training/adapter.py",
+    "retrollm/adapters.py",
     "retrollm/models.py",
 )
 # Params that change where and how often things are written, not what is learned.

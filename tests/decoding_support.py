@@ -55,7 +55,7 @@ def build_index(
 
 
 def tokens_and_index(paths: Any) -> None:
-    """Run tokenize_corpus and build_index on `paths` (stages.common.Paths): their
+    """Run tokenize_corpus and build_index on `paths` (retrollm.settings.Paths): their
     manifests then form the chain corpus -> tokens -> index that loaders check."""
     from stages.build_index import BuildIndexParams
     from stages.build_index import main as build_index_stage

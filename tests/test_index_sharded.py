@@ -296,20 +296,22 @@ def decoded(
 ) -> tuple[list[Any], list[Any]]:
     """Every step's rule (allowed ids, eq. 12 bonus, banned ids) and every prediction
     without its timings."""
-    from retrollm.decoding import decoder as decoder_module
-    from retrollm.decoding.constraints import pick
+    from retrollm.decoding.scores import StepScores
 
     rules: list[Any] = []
+    pick = StepScores.pick
 
-    def recording(logits: np.ndarray, allowed: Any) -> int:
-        as_list = [None if a is None else a.tolist() for a in (allowed.ids, allowed.bonus)]
-        rules.append((*as_list, allowed.banned.tolist()))
-        return pick(logits, allowed)
+    def recording(scores: StepScores, requests: Any) -> list[int]:
+        for _, allowed in requests:
+            as_list = [None if a is None else a.tolist() for a in (allowed.ids, allowed.bonus)]
+            rules.append((*as_list, allowed.banned.tolist()))
+        return pick(scores, requests)
 
-    monkeypatch.setattr(decoder_module, "pick", recording)
-    decoder = setting.decoder(**overrides)
-    hyps = decoder.hypotheses(fixture_questions()[:questions])
-    predictions = [decoder.prediction(h).model_dump(exclude={"timings"}) for h in hyps]
+    with monkeypatch.context() as patch:  # undone on return, so calls never nest
+        patch.setattr(StepScores, "pick", recording)
+        decoder = setting.decoder(**overrides)
+        hyps = decoder.hypotheses(fixture_questions()[:questions])
+        predictions = [decoder.prediction(h).model_dump(exclude={"timings"}) for h in hyps]
     return rules, predictions
 
 
@@ -329,7 +331,8 @@ def test_decoder_steps_and_predictions_are_identical_on_shards(
     rules, predictions = decoded(settings_by_shards[0], monkeypatch, questions, **options)
     assert any(p["evidences"] for p in predictions) and any(ids for ids, _, _ in rules)
     for k in SHARD_COUNTS[1:]:
-        assert decoded(settings_by_shards[k], monkeypatch, questions, **options) == (
-            rules,
-            predictions,
-        ), k
+        rules_k, predictions_k = decoded(settings_by_shards[k], monkeypatch, questions, **options)
+        assert rules_k == rules, k
+        for ours, theirs in zip(predictions_k, predictions, strict=True):
+            differing = sorted(key for key in ours if ours[key] != theirs.get(key))
+            assert not differing, (k, differing, [(ours[d], theirs[d]) for d in differing])

@@ -137,3 +137,52 @@ def test_missing_or_wrong_source_is_a_clear_error(tmp_path: Path) -> None:
     weights.write_bytes(b"\0")
     with pytest.raises(ModelError, match=r"\.gguf"):
         load_source_model(weights)
+
+
+def test_grouped_sdpa_attends_as_transformers_does_over_a_cache_with_holes() -> None:
+    """A grouped-query model (2 key/value heads for 4 query heads) fed a chunk after a
+    cache with masked cells: the routed attention gives transformers' own output."""
+    from unittest import mock
+
+    import torch
+    from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
+
+    from retrollm.models import use_grouped_sdpa
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, attn_implementation="sdpa",
+    )  # fmt: skip
+    model = LlamaForCausalLM(config).eval()
+    ids = torch.randint(0, 64, (3, 12))
+    mask = torch.ones(3, 12, dtype=torch.long)
+    mask[0, :4] = 0  # left padding
+    mask[1, 5:8] = 0  # holes of rejected drafts
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    chunk = torch.randint(0, 64, (3, 5))
+    full = torch.cat([mask, torch.ones(3, 5, dtype=torch.long)], dim=1)
+    after = positions[:, -1:] + 1 + torch.arange(5)[None]
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    grouped_calls = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        grouped_calls.append(kwargs.get("enable_gqa", False))
+        return sdpa(*args, **kwargs)
+
+    logits = []
+    try:
+        for grouped in (False, True):
+            use_grouped_sdpa(grouped)
+            cache = DynamicCache()
+            with (
+                torch.inference_mode(),
+                mock.patch.object(torch.nn.functional, "scaled_dot_product_attention", spy),
+            ):
+                model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache)
+                out = model(input_ids=chunk, attention_mask=full, position_ids=after, cache=cache)
+            logits.append(out.logits)
+    finally:
+        use_grouped_sdpa(True)
+    assert grouped_calls == [False] * 4 + [True] * 4  # 2 layers x 2 calls each way
+    torch.testing.assert_close(logits[1], logits[0], rtol=1e-5, atol=1e-5)

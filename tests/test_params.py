@@ -28,7 +28,7 @@ SECTIONS = {  # params.yaml section -> the typed model that reads it
     "train": "stages.train:TrainParams",
     "train_rag": "stages.train:TrainRagParams",
     "evaluate": "stages.evaluate:EvaluateParams",
-    "evaluate.dense": "stages.dense_index:DenseParams",
+    "evaluate.dense": "stages.common:DenseParams",
     "evaluate.baselines": "retrollm.baselines:BaselineConfig",
     "report": "stages.report:ReportParams",
 }

@@ -204,7 +204,8 @@ def test_same_params_and_inputs_give_the_same_bytes(tiny_repo: Path, twin_repro:
 
 
 def test_a_pulled_clone_is_up_to_date(tiny_repo: Path, tmp_path: Path) -> None:
-    """Sharing through a remote: what `dvc push` sends is all a clone needs."""
+    """Sharing through a remote: what `dvc push` sends is all a clone needs, and a
+    tampered blob in the remote is refused by the stage that reads it."""
     git = ["git", "-c", "user.name=e2e", "-c", "user.email=e2e@localhost"]
     _dvc(tiny_repo, "remote", "add", "-d", "shared", str(tmp_path / "remote"))
     subprocess.run(["git", "add", "-A"], cwd=tiny_repo, check=True)
@@ -218,6 +219,29 @@ def test_a_pulled_clone_is_up_to_date(tiny_repo: Path, tmp_path: Path) -> None:
     assert (clone / "data/report/results.md").read_text() == (
         tiny_repo / "data/report/results.md"
     ).read_text()
+
+    # One flipped byte in a blob of the remote: a clone pulls it, and the stage that
+    # reads it refuses it, naming the file.
+    tokens = (tiny_repo / "data/tokens/tokens.npy").read_bytes()
+    digest = hashlib.md5(tokens).hexdigest()
+    blob = tmp_path / "remote" / "files" / "md5" / digest[:2] / digest[2:]
+    assert blob.is_file(), blob
+    blob.chmod(0o644)
+    blob.write_bytes(tokens[:-1] + bytes([tokens[-1] ^ 1]))
+    tampered = tmp_path / "tampered"
+    subprocess.run(["git", "clone", "-q", str(tiny_repo), str(tampered)], check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "pull"], cwd=tampered, env=_dvc_env(),
+                   capture_output=True, timeout=REPRO_TIMEOUT_S)  # fmt: skip
+    stage = subprocess.run(
+        [sys.executable, "-m", "stages.build_index"],
+        cwd=tampered,
+        env=_dvc_env(),
+        capture_output=True,
+        text=True,
+        timeout=REPRO_TIMEOUT_S,
+    )
+    assert stage.returncode != 0
+    assert "data/tokens/tokens.npy" in stage.stderr, stage.stderr[-2000:]
 
 
 def test_changing_one_param_reruns_only_its_dependents(tiny_repo: Path) -> None:

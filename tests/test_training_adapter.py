@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from retrollm.models import SpecialTokenIds, load_causal_lm, tokenizer_fingerprint
-from retrollm.training.adapter import (
+from retrollm.adapters import (
     AdapterMismatchError,
     base_fingerprint,
     load_adapter,
     merged_token_rows,
-    save_adapter,
 )
+from retrollm.models import SpecialTokenIds, load_causal_lm, tokenizer_fingerprint
+from retrollm.training.adapter import save_adapter
 from retrollm.training.lora import lora_config, trainable_parameters, wrap_model
 
 

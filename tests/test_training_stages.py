@@ -125,7 +125,7 @@ def test_build_trainset_then_train_then_show(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from retrollm.training.adapter import base_fingerprint, read_adapter_info
+    from retrollm.adapters import base_fingerprint, read_adapter_info
     from retrollm.training.show import main as show
     from stages.build_trainset import main as build_trainset
     from stages.train import main as train
@@ -177,13 +177,13 @@ def test_build_trainset_then_train_then_show(
 def test_rag_trainset_then_train_rag(artifacts: Paths, tmp_path: Path) -> None:
     """The rag-lora baseline: RetroLLM's training questions under the evaluation's RAG
     prompt, the retriever picked by recall on them, trained by the same train stage."""
+    from retrollm.adapters import read_adapter_info
     from retrollm.baselines import BaselineConfig, build_prompt
     from retrollm.retrieval.dense import DenseRetriever
-    from retrollm.training.adapter import read_adapter_info
     from stages.build_rag_trainset import BuildRagTrainsetParams
     from stages.build_rag_trainset import main as build_rag_trainset
     from stages.build_trainset import main as build_trainset
-    from stages.dense_index import DenseParams
+    from stages.common import DenseParams
     from stages.evaluate import MethodSpec, rag_retriever
     from stages.train import main as train
 

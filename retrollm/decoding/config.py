@@ -99,6 +99,14 @@ class DecodeConfig(BaseModel):
         description="Cross-encoder output: the raw logit (identity, as the released code) or "
         "its sigmoid; the bi-encoder's cosine is used as is.",
     )
+    window_cache: int = Field(
+        65536,
+        ge=0,
+        description="Bi-encoder window vectors kept across batches and questions, by window "
+        "text (a window's vector does not depend on the question); each text is embedded "
+        "once per batch. 0: every window embedded every time (the earlier path). About "
+        "1.5 kB a vector for a 384-dimensional scorer.",
+    )
     max_kept_windows_per_doc: int | None = Field(
         2,
         ge=1,
@@ -197,14 +205,33 @@ class DecodeConfig(BaseModel):
         32, ge=1, description="Most tokens drafted after a chosen token in one pass."
     )
     jump_call_cost: float = Field(
-        20.0,
+        4.0,
         ge=0,
         description="A forward call's fixed cost in fed cells (one row, one position): "
-        "chunks widen only where the calls saved outweigh the padding fed. About 20 on "
-        "this 2-core CPU (bench/decode.py); far more on a GPU, where cells are nearly free.",
+        "chunks widen only where the calls saved outweigh the padding fed. Measured per "
+        "device by whole runs (bench/decode.py --call-costs; the output is the same for "
+        "any value): 4 on this 2-core CPU (4 to 8 equally fast; 2, 16, 20, 66 slower); "
+        "far more on a GPU, where cells are nearly free.",
     )
-    dtype: Literal["float32", "bfloat16", "float16"] = Field(
-        "float32", description="Model weights' dtype at decode time."
+    split_head: bool = Field(
+        True,
+        description="Stop the forward pass at the last hidden state and apply the LM head "
+        "only where the decoder reads: per visited row, the allowed ids (or the whole row "
+        "when many are allowed); padding and forced tokens never reach it (False: "
+        "full-vocabulary logits at every fed position, the earlier path; same output up "
+        "to float rounding).",
+    )
+    device: str = Field(
+        "cpu",
+        pattern=r"^(cpu|auto|cuda(:\d+)?)$",
+        description="Where the LM, the window scorer and SPLADE run: cpu, cuda, cuda:N or "
+        "auto (CUDA when present). The index and the constraint rules stay numpy on the "
+        "CPU; per step only allowed ids and bonuses go to the device.",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="Model weights' dtype at decode time (auto: bfloat16 on CUDA, float32 "
+        "on a CPU).",
     )
 
     @model_validator(mode="after")

@@ -50,10 +50,15 @@ def pick(logits: np.ndarray, allowed: Allowed) -> int:
         return _first_best(row)
     if allowed.ids.size == 0:
         raise ValueError("no token is allowed")
-    scores = logits[allowed.ids].astype(np.float64)
+    return pick_among(logits[allowed.ids], allowed)
+
+
+def pick_among(values: np.ndarray, allowed: Allowed) -> int:
+    """pick, given only the logits of the allowed ids (aligned with allowed.ids)."""
+    scores = values.astype(np.float64)
     if allowed.bonus is not None:
         scores += allowed.bonus
-    return int(allowed.ids[_first_best(scores)])
+    return int(allowed.ids[_first_best(scores)])  # type: ignore[index]
 
 
 TIE_TOLERANCE = 1e-5

@@ -3,9 +3,9 @@ candidate documents (eq. 4-8), the document-level index over them, and the kept 
 windows with their relevance (docs/method.md §4-5).
 
 The retrieval itself lives in retrollm.retrieval (candidates, windows, scorer); this module
-only wires it to a hypothesis, batches the relevance model over all hypotheses that leave
-the clue phase at the same step, and turns each problem (no hit, no document, no window)
-into a status and a note instead of an exception.
+only wires it to a hypothesis, scores the windows of all hypotheses that leave the clue
+phase at the same step together (window_scores.py), and turns each problem (no hit, no
+document, no window) into a status and a note instead of an exception.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.state import EvidenceContext, Hypothesis, Query, WindowTable
 from retrollm.decoding.strategies import Strategy
+from retrollm.decoding.window_scores import WindowScores
 from retrollm.index import TokenIndex
 from retrollm.retrieval.candidates import select_documents
 from retrollm.retrieval.sentences import TokenTexts, window_anchors
@@ -85,14 +86,13 @@ class RetrievalContexts:
         config: DecodeConfig,
         strategy: Strategy,
         corpus: Sequence[CorpusRecord] | None = None,
-        cache_windows: int = 0,
+        cache_windows: int | None = None,
     ) -> None:
-        """cache_windows: keep up to this many bi-encoder window vectors by text, for
-        callers that meet the same windows across many questions (training targets);
-        0 embeds every window every time, as decoding does."""
+        """cache_windows: bi-encoder window vectors kept by text across batches and
+        questions (window_scores.py); None: the decode config's window_cache."""
         self.index, self.tokenizer, self.scorer = index, tokenizer, scorer
-        self.cache_windows = cache_windows
-        self._vectors: dict[str, np.ndarray] = {}
+        cache = config.window_cache if cache_windows is None else cache_windows
+        self.scores = WindowScores(scorer, cache)
         self.config, self.strategy = config, strategy
         self.doc_ids = [r.id for r in corpus] if corpus is not None else None
         self.titles = [r.title for r in corpus] if corpus is not None else None
@@ -108,7 +108,7 @@ class RetrievalContexts:
         """Contexts for (query, clue token sequences, where to report) triples: the
         decoder's retrieval, callable without decoding (training targets use it)."""
         pending = [self._documents_and_windows(q, clues, sink) for q, clues, sink in jobs]
-        scores = self._score([(p.query.question, p.texts) for p in pending])
+        scores = self.scores([(p.query.question, p.texts) for p in pending])
         return [self._finish(p, s) for p, s in zip(pending, scores, strict=True)]
 
     @property
@@ -182,53 +182,6 @@ class RetrievalContexts:
         tokens = [self.index.extract(w.start, w.end) for w in windows]
         texts = [self.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
         return _Pending(query, sink, terms, documents, sub_index, windows, tokens, texts)
-
-    # -------------------------------------------------------------------- windows
-    def _score(self, jobs: list[tuple[str, list[str]]]) -> list[np.ndarray]:
-        """Relevance of every window of every hypothesis. A bi-encoder embeds all the
-        texts of the batch in one call (cosine of unit vectors, as its score does);
-        other scorers are called once per question."""
-        if not any(texts for _, texts in jobs):
-            return [np.zeros(0, dtype=np.float32) for _ in jobs]
-        embed = getattr(self.scorer, "embed", None)
-        if embed is None:
-            return [
-                np.asarray(self.scorer.score(q, t), dtype=np.float32)
-                if t
-                else np.zeros(0, np.float32)
-                for q, t in jobs
-            ]
-        questions = sorted({q for q, texts in jobs if texts})
-        flat = [text for _, texts in jobs for text in texts]
-        if self.cache_windows:
-            return self._score_cached(jobs, questions, flat, embed)
-        vectors = embed([*questions, *flat])
-        qvec = {q: vectors[i] for i, q in enumerate(questions)}
-        out, at = [], len(questions)
-        for question, texts in jobs:
-            rows = vectors[at : at + len(texts)]
-            at += len(texts)
-            scores = rows @ qvec[question] if texts else np.zeros(0)
-            out.append(np.asarray(scores, dtype=np.float32))
-        return out
-
-    def _score_cached(self, jobs, questions, flat, embed) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
-        missing = sorted({t for t in flat if t not in self._vectors})
-        vectors = embed([*questions, *missing])
-        qvec = {q: vectors[i] for i, q in enumerate(questions)}
-        lookup = {t: self._vectors[t] for t in set(flat) if t in self._vectors}
-        lookup.update(zip(missing, vectors[len(questions) :], strict=True))
-        if len(self._vectors) + len(missing) > self.cache_windows:
-            self._vectors.clear()  # bounded memory; the next batches refill it
-        self._vectors.update(lookup)
-        out = []
-        for question, texts in jobs:
-            if not texts:
-                out.append(np.zeros(0, dtype=np.float32))
-                continue
-            rows = np.stack([lookup[t] for t in texts])
-            out.append(np.asarray(rows @ qvec[question], dtype=np.float32))
-        return out
 
     def _finish(self, p: _Pending, scores: np.ndarray) -> EvidenceContext:
         c = self.config

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from retrollm.decoding.config import DecodeConfig
-from retrollm.decoding.constraints import Allowed, clue_rule, drop_ids, pick
+from retrollm.decoding.constraints import Allowed, clue_rule, drop_ids
 from retrollm.decoding.evidence import EvidenceRules
+from retrollm.decoding.forward import ModelForward
 from retrollm.decoding.loop import LoopStats, greedy_loop
+from retrollm.decoding.scores import StepScores
 from retrollm.decoding.state import EvidenceContext, Hypothesis, Phase, Query
 from retrollm.decoding.strategies import Strategy
 from retrollm.index import TokenIndex
@@ -65,9 +67,17 @@ class Decoder:
         if config.stop_at_sentence_end and strategy.evidence == "candidates":
             closes = _closes_sentence(contexts, tokenizer)
         self.evidence = EvidenceRules(strategy, config, special, self.stop_ids, index, closes)
+        self._forward: ModelForward | None = None
         self.hyps: list[Hypothesis] = []
         self._leaving: list[Hypothesis] = []
         self.loop_stats: list[LoopStats] = []  # one per decoded batch, for benchmarks
+
+    @property
+    def forward(self) -> ModelForward:
+        """How the loop runs `self.model` (rebuilt if the model is swapped)."""
+        if self._forward is None or self._forward.model is not self.model:
+            self._forward = ModelForward(self.model, self.config.split_head)
+        return self._forward
 
     # ------------------------------------------------------------------ driving
     def decode(self, queries: Sequence[Query]) -> list[Hypothesis]:
@@ -84,8 +94,9 @@ class Decoder:
         prompts = [h.query.prompt_ids for h in self.hyps]
         jump = c.jump_max_tokens if c.jump_forward else 0
         stats = greedy_loop(
-            self.model, prompts, self.pad_id, self, max_steps, jump, c.jump_call_cost
-        )
+            self.model, prompts, self.pad_id, self, max_steps, jump, c.jump_call_cost,
+            self.forward,
+        )  # fmt: skip
         self.loop_stats.append(stats)
         for hyp in self.hyps:
             hyp.timings["total"] = sum(hyp.timings.get(k, 0.0) for k in PHASE_KEYS)
@@ -105,30 +116,51 @@ class Decoder:
             return self.evidence.draft(hyp, len(hyp.generated))
         return []
 
-    def record_forward(self, rows: Sequence[int], seconds: float) -> None:
+    def record_forward(self, rows: Sequence[int], seconds: float, passes: int = 1) -> None:
+        """Forward time, shared by the rows it served (passes 0: LM head time of a step,
+        part of the forward pass though it runs when the step reads the scores)."""
         share = seconds / max(1, len(rows))
         for row in rows:
             hyp = self.hyps[row]
-            hyp.forward_passes += 1
+            hyp.forward_passes += passes
             hyp.add_time("prefill" if not hyp.generated else hyp.phase.label, share)
             hyp.add_time("forward", share)
 
-    def step(self, rows: Sequence[int], logits: np.ndarray) -> list[int]:
-        tokens: list[int] = []
+    def step(self, rows: Sequence[int], logits: StepScores | np.ndarray) -> list[int]:
+        """Every row's rule first, one batched pick under them (on the model's device),
+        then the state updates; rows never read each other's state within a step."""
+        scores = logits if isinstance(logits, StepScores) else StepScores.of_array(logits)
+        tokens = [-1] * len(rows)
+        spent = [0.0] * len(rows)
+        requests: list[tuple[int, Allowed]] = []
+        for i, row in enumerate(rows):
+            started = time.perf_counter()
+            hyp = self.hyps[row]
+            if hyp.forced:
+                tokens[i] = hyp.forced.popleft()
+                hyp.forced_count += 1
+            else:
+                requests.append((i, self._rule(hyp)))
+            spent[i] = time.perf_counter() - started
+        if requests:
+            head = scores.out.head
+            started, head_before = time.perf_counter(), head.seconds if head else 0.0
+            chosen = scores.pick(requests)
+            head_seconds = head.seconds - head_before if head else 0.0
+            share = (time.perf_counter() - started - head_seconds) / len(requests)
+            for (i, _), token in zip(requests, chosen, strict=True):
+                tokens[i] = token
+                spent[i] += share
+            if head_seconds:
+                self.record_forward([rows[i] for i, _ in requests], head_seconds, passes=0)
         clue_rows: list[Hypothesis] = []
         for i, row in enumerate(rows):
             started = time.perf_counter()
             hyp = self.hyps[row]
             phase = hyp.phase
-            if hyp.forced:
-                token = hyp.forced.popleft()
-                hyp.forced_count += 1
-            else:
-                token = pick(logits[i], self._rule(hyp))
-            tokens.append(token)
-            if self._apply(hyp, token):
+            if self._apply(hyp, tokens[i]):
                 clue_rows.append(hyp)
-            hyp.add_time(phase.label, time.perf_counter() - started)
+            hyp.add_time(phase.label, spent[i] + time.perf_counter() - started)
         if clue_rows:
             self._extend_clues(clue_rows)
         if self._leaving:

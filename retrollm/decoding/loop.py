@@ -26,16 +26,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
 import torch
 from transformers import DynamicCache
+
+from retrollm.decoding.forward import ModelForward
+from retrollm.decoding.scores import ForwardOutput, StepScores
 
 
 class Controller(Protocol):
     """Decides tokens; the loop only runs the model."""
 
-    def step(self, rows: Sequence[int], logits: np.ndarray) -> list[int]:
-        """Next token for each given row, from the logits after its latest token (fp32)."""
+    def step(self, rows: Sequence[int], scores: StepScores) -> list[int]:
+        """Next token for each given row, from the scores after its latest token
+        (`scores.pick` under a rule, or `scores[i]`, view row i's whole fp32 logit row)."""
         ...
 
     def finished(self, row: int) -> bool:
@@ -97,31 +100,36 @@ def greedy_loop(
     max_steps: int,
     max_jump: int = 0,
     call_cost: float = 0.0,
+    forward: ModelForward | None = None,
 ) -> LoopStats:
     """Run until every row is finished (or max_steps forward passes, a safety net the
     controller's own budget should never hit). Each prompt must hold at least one token.
     max_jump: most draft tokens fed after a chosen token in one pass (0: one token per
     pass, plain greedy decoding). call_cost: a forward call's fixed cost in fed cells
-    (see chunk_width)."""
+    (see chunk_width). forward: how the model runs (default: its head split off, on the
+    model's device); token ids, masks and the cache live on that device."""
     if any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
+    forward = forward if forward is not None else ModelForward(model)
+    device = forward.device
     stats = LoopStats()
-    input_ids, mask = left_pad(prompts, pad_id)
+    input_ids, mask = (t.to(device) for t in left_pad(prompts, pad_id))
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     next_position = positions[:, -1] + 1
     active = list(range(len(prompts)))
     cache = DynamicCache()
-    logits = _forward(model, input_ids, mask, positions, 1, cache, controller, active, stats)
+    logits = _forward(forward, input_ids, mask, positions, 1, cache, controller, active, stats)
     drafts: list[Sequence[int]] = [() for _ in active]
     after_prefill = True
     for _ in range(max_steps):
         started = time.perf_counter()
         tokens, kept = _verify(controller, active, drafts, logits, stats)
         if not after_prefill:  # the last forward fed a chunk per row: settle it
-            base = mask.shape[1] - logits.shape[1]
+            base = mask.shape[1] - logits.keep
             for i, count in enumerate(kept):
-                mask[i, base + count :] = 0  # rejected draft tokens (padding already is)
-            next_position = next_position + torch.as_tensor(kept, dtype=torch.long)
+                if count < logits.keep:
+                    mask[i, base + count :] = 0  # rejected draft tokens (padding already is)
+            next_position = next_position + torch.as_tensor(kept, device=device)
             if int(mask.sum()) * 2 < mask.numel():
                 compacted = _compact(cache, mask)
                 stats.compactions += compacted.shape[1] < mask.shape[1]
@@ -132,7 +140,7 @@ def greedy_loop(
             stats.control_seconds += time.perf_counter() - started
             return stats
         if len(keep) < len(active):
-            index = torch.as_tensor(keep, dtype=torch.long)
+            index = torch.as_tensor(keep, dtype=torch.long, device=device)
             cache.batch_select_indices(index)
             mask, next_position = mask[index], next_position[index]
             active = [active[i] for i in keep]
@@ -142,14 +150,18 @@ def greedy_loop(
             width = chunk_width([1 + len(d) for d in drafts], call_cost)
             drafts = [d[: width - 1] for d in drafts]
         stats.control_seconds += time.perf_counter() - started
-        chunk_ids, chunk_mask = right_pad(
-            [[token, *draft] for token, draft in zip(tokens, drafts, strict=True)], pad_id
+        chunk_ids, chunk_mask = (
+            t.to(device)
+            for t in right_pad(
+                [[token, *draft] for token, draft in zip(tokens, drafts, strict=True)], pad_id
+            )
         )
         width = chunk_ids.shape[1]
         mask = torch.cat([mask, chunk_mask], dim=1)
-        chunk_positions = next_position.unsqueeze(1) + torch.arange(width).unsqueeze(0)
+        offsets = torch.arange(width, device=device).unsqueeze(0)
+        chunk_positions = next_position.unsqueeze(1) + offsets
         logits = _forward(
-            model, chunk_ids, mask, chunk_positions, width, cache, controller, active, stats
+            forward, chunk_ids, mask, chunk_positions, width, cache, controller, active, stats
         )
         stats.fed_tokens += int(chunk_ids.numel())
         stats.drafted_tokens += sum(len(d) for d in drafts)
@@ -174,7 +186,7 @@ def _verify(
     controller: Controller,
     active: list[int],
     drafts: Sequence[Sequence[int]],
-    logits: np.ndarray,
+    logits: ForwardOutput,
     stats: LoopStats,
 ) -> tuple[list[int], list[int]]:
     """Walk the last chunk position by position with the controller's own step. Returns
@@ -185,7 +197,7 @@ def _verify(
     live = list(range(len(active)))
     depth = 0
     while live:
-        chosen = controller.step([active[i] for i in live], logits[live, depth])
+        chosen = controller.step([active[i] for i in live], logits.at(live, depth))
         still = []
         for i, token in zip(live, chosen, strict=True):
             draft = drafts[i]
@@ -217,7 +229,7 @@ def _compact(cache: DynamicCache, mask: torch.Tensor) -> torch.Tensor:
 
 
 def _forward(
-    model: torch.nn.Module,
+    forward: ModelForward,
     input_ids: torch.Tensor,
     mask: torch.Tensor,
     positions: torch.Tensor,
@@ -226,21 +238,15 @@ def _forward(
     controller: Controller,
     active: list[int],
     stats: LoopStats,
-) -> np.ndarray:
-    """Logits of the last `keep` positions of every row, fp32 numpy (rows, keep, vocab)."""
+) -> ForwardOutput:
+    """The last `keep` positions of every row (hidden states, or logits: see forward.py)."""
     started = time.perf_counter()
-    out = model(
-        input_ids=input_ids,
-        attention_mask=mask,
-        position_ids=positions,
-        cache=cache,
-        use_cache=True,
-        logits_to_keep=keep,
-    )
-    logits = out.logits[:, -keep:, :].float().numpy()
+    out = forward(input_ids, mask, positions, keep, cache)
+    if out.device.type == "cuda":
+        torch.cuda.synchronize(out.device)  # the timing is the pass's, not its launch's
     seconds = time.perf_counter() - started
     stats.forward_passes += 1
     stats.forward_seconds += seconds
     stats.batch_sizes.append(len(active))
     controller.record_forward(active, seconds)
-    return logits
+    return out

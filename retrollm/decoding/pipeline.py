@@ -27,7 +27,13 @@ from retrollm.decoding.state import Hypothesis, Query
 from retrollm.decoding.strategies import Strategy, resolve_strategy
 from retrollm.decoding.trace import build_prediction
 from retrollm.index import TokenIndex, load_index
-from retrollm.models import SpecialTokenIds, load_causal_lm, prompt_ids, tokenizer_fingerprint
+from retrollm.models import (
+    SpecialTokenIds,
+    load_causal_lm,
+    prompt_ids,
+    resolve_device,
+    tokenizer_fingerprint,
+)
 from schemas.prediction import Prediction
 from schemas.records import CorpusRecord, QARecord
 
@@ -68,7 +74,7 @@ class RetroLLM:
         stored_queries: bool = True,
         verify: bool = True,
     ) -> RetroLLM:
-        """Load from the pipeline's folders (`paths`: stages.common.Paths or alike).
+        """Load from the pipeline's folders (`paths`: retrollm.settings.Paths or alike).
 
         stored_queries: read sparse_expand's per-question SPLADE results (seconds for
         tens of thousands of questions; worth it for an evaluation, not for one question,
@@ -76,9 +82,10 @@ class RetroLLM:
         verify: re-hash every file read against its manifest (False: sizes only, warned)."""
         from retrollm.corpus import load_corpus
 
+        device = str(resolve_device(config.device))
         strategy = resolve_strategy(config)
         verify_inputs(paths, config, adapter, strategy.retrieve, stored_queries, verify)
-        model, tokenizer = load_causal_lm(paths.model, config.dtype, adapter)
+        model, tokenizer = load_causal_lm(paths.model, config.dtype, adapter, device)
         check_chain(paths, tokenizer_fingerprint(tokenizer), splade=strategy.retrieve)
         # Every strategy reads the index (unconstrained too: it reports whether its
         # evidence happens to be verbatim); it is memory-mapped, so loading is cheap.
@@ -88,7 +95,7 @@ class RetroLLM:
         corpus = load_corpus(paths.corpus)
         sparse = scorer = None
         if strategy.retrieve:
-            sparse = load_sparse(paths, config, stored_queries)
+            sparse = load_sparse(paths, config, stored_queries, device)
             from retrollm.retrieval.scorer import load_scorer
 
             scorer_dir = scorer_folder(paths, config)
@@ -96,6 +103,7 @@ class RetroLLM:
                 config.scorer,
                 scorer_dir,
                 config.scorer_max_length,
+                device=device,
                 activation=config.scorer_activation,
             )
         return cls(model, tokenizer, index, corpus, config, sparse, scorer)
@@ -193,7 +201,9 @@ def verify_inputs(
             asset_ref(paths.assets, folder, content)
 
 
-def load_sparse(paths: Any, config: DecodeConfig, stored_queries: bool = True) -> SparseQueries:
+def load_sparse(
+    paths: Any, config: DecodeConfig, stored_queries: bool = True, device: str = "cpu"
+) -> SparseQueries:
     """SPLADE encoder (for questions never seen) plus sparse_expand's document index and
     per-question results (data/splade: docs/, queries/DATASET/SPLIT.msgpack)."""
     from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
@@ -204,4 +214,4 @@ def load_sparse(paths: Any, config: DecodeConfig, stored_queries: bool = True) -
     stored = {}
     if stored_queries:
         stored, _ = load_stored_queries(splade_dir, model_dir, config.k_aux, config.sparse_top_docs)
-    return SparseQueries(SpladeEncoder(model_dir), doc_index, stored)
+    return SparseQueries(SpladeEncoder(model_dir, device=device), doc_index, stored)

@@ -16,6 +16,9 @@ from tqdm.auto import tqdm
 
 from retrollm.retrieval.ranking import top_k
 
+DENSE_SCHEMA = "dense_index"  # the manifest kind of a folder DenseRetriever.save wrote
+DENSE_VERSION = 1
+
 
 class Embedder(Protocol):
     """Anything that embeds texts as unit-length rows (BiEncoderScorer does)."""

@@ -23,13 +23,19 @@ def bm25_search(texts: Sequence[str]) -> SearchFn:
 
 
 def dense_search(
-    index_dir: Path, model: Path, max_length: int, batch_size: int, n_docs: int
+    index_dir: Path,
+    model: Path,
+    max_length: int,
+    batch_size: int,
+    n_docs: int,
+    device: str = "cpu",
 ) -> SearchFn:
-    """Search over the dense_index stage's embeddings with the bi-encoder that made them."""
+    """Search over the dense_index stage's embeddings with the bi-encoder that made them,
+    the questions encoded on `device`."""
     from retrollm.retrieval.dense import DenseRetriever
     from retrollm.retrieval.scorer import BiEncoderScorer
 
-    encoder = BiEncoderScorer(model, max_length=max_length, batch_size=batch_size)
+    encoder = BiEncoderScorer(model, max_length=max_length, batch_size=batch_size, device=device)
     retriever = DenseRetriever.load(index_dir, encoder)
     if retriever.n_docs != n_docs:
         raise ArtifactError(

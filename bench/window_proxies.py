@@ -1,0 +1,149 @@
+"""Would a cheaper window scorer keep the same windows? A measurement, not a decoder path.
+
+    python -m bench.window_proxies [--questions 64] [--dataset nq] [--adapter DIR]
+
+Decodes the first N answerable test questions until their clues close (a small token
+budget: the clues, and so the located windows, are what full decoding produces), keeps
+every question's located windows with the scorer's scores, and then asks, for each
+cheaper way to rank them, how often the kept windows (top_windows with the decode
+section's diversity rules) stay identical to the full scorer's, and how often a gold
+answer is in them:
+
+- prerank-trunc32-N: the same bi-encoder on each window's first 32 word pieces picks the
+  N best, which the full scorer then ranks (costs about a quarter of a window each, plus
+  N full windows);
+- prerank-static-N: the mean of the bi-encoder's input word embeddings picks them (free);
+- prerank-order-N: the first N windows in document-rank order (no pre-ranking at all);
+- int8: the full scorer with int8 dynamic quantisation of its linear layers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PRERANK_SIZES = (8, 12, 16)
+
+
+def _capture(args: argparse.Namespace) -> tuple[list[dict[str, Any]], Any, Any]:
+    from retrollm.decoding import DecodeConfig
+    from retrollm.decoding import contexts as contexts_module
+    from retrollm.decoding.pipeline import RetroLLM
+    from retrollm.qa import load_qa
+    from stages.common import load_params, load_paths
+
+    paths = load_paths(args.params)
+    config = load_params("decode", DecodeConfig, args.params)
+    records = [r for r in load_qa(paths.qa / args.dataset, "test") if r.answerable]
+    records = records[: args.questions]
+    gold = {r.id: r.golden_answers for r in records}
+    decoder = RetroLLM.from_artifacts(
+        paths, config.model_copy(update={"budget_tokens": 100}), adapter=args.adapter
+    )
+    captured: list[dict[str, Any]] = []
+    finish = contexts_module.RetrievalContexts._finish
+
+    def keep(self: Any, pending: Any, scores: np.ndarray) -> Any:
+        captured.append(
+            {"question": pending.query.question, "windows": pending.windows,
+             "texts": pending.texts, "scores": np.asarray(scores), "gold": gold[pending.query.id]}
+        )  # fmt: skip
+        return finish(self, pending, scores)
+
+    contexts_module.RetrievalContexts._finish = keep  # type: ignore[method-assign]
+    try:
+        decoder.answer(records)
+    finally:
+        contexts_module.RetrievalContexts._finish = finish  # type: ignore[method-assign]
+    return captured, decoder.scorer, config
+
+
+def _kept(c: dict[str, Any], scores: np.ndarray, config: Any, subset: Any = None) -> list[int]:
+    from retrollm.retrieval.windows import top_windows
+
+    index = list(range(len(c["windows"]))) if subset is None else sorted(int(i) for i in subset)
+    ranked = top_windows(
+        [c["windows"][i] for i in index], [float(scores[i]) for i in index],
+        config.top_windows, config.max_kept_windows_per_doc, config.disjoint_windows,
+    )  # fmt: skip
+    position = {w: i for i, w in enumerate(c["windows"])}
+    return [position[w] for w, _ in ranked]
+
+
+def _has_answer(c: dict[str, Any], kept: list[int]) -> bool:
+    def norm(text: str) -> str:
+        return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+    answers = [norm(a) for a in c["gold"] if norm(a)]
+    return any(a in norm(c["texts"][i]) for i in kept for a in answers)
+
+
+def _static(scorer: Any, texts: list[str]) -> np.ndarray:
+    module = scorer.model[0]
+    table = module.auto_model.embeddings.word_embeddings.weight.detach().cpu().numpy()
+    special = set(module.tokenizer.all_special_ids)
+    rows = []
+    for text in texts:
+        ids = module.tokenizer(text, add_special_tokens=False, truncation=True, max_length=128)
+        ids = [i for i in ids["input_ids"] if i not in special]
+        vector = table[ids].mean(0) if ids else np.zeros(table.shape[1])
+        rows.append(vector / (np.linalg.norm(vector) + 1e-9))
+    return np.asarray(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=64)
+    parser.add_argument("--dataset", default="nq")
+    parser.add_argument("--adapter", type=Path)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    captured, scorer, config = _capture(args)
+    exact = [_kept(c, c["scores"], config) for c in captured]
+    rankers: dict[str, list[np.ndarray]] = {
+        "order": [-np.arange(len(c["windows"]), dtype=float) for c in captured]
+    }
+    questions = scorer.embed([c["question"] for c in captured])
+    statics = _static(scorer, [c["question"] for c in captured])
+    rankers["static"] = [_static(scorer, c["texts"]) @ statics[k] for k, c in enumerate(captured)]
+    scorer.model.max_seq_length = 32
+    rankers["trunc32"] = [scorer.embed(c["texts"]) @ questions[k] for k, c in enumerate(captured)]
+    scorer.model.max_seq_length = config.scorer_max_length
+    variants = {
+        f"prerank-{name}-{n}": [
+            _kept(c, c["scores"], config, np.argsort(-r, kind="stable")[:n])
+            for c, r in zip(captured, ranks, strict=True)
+        ]
+        for name, ranks in rankers.items()
+        for n in PRERANK_SIZES
+    }
+    scorer.model = torch.ao.quantization.quantize_dynamic(
+        scorer.model, {torch.nn.Linear}, dtype=torch.qint8
+    )
+    quantised = scorer.embed([c["question"] for c in captured])
+    variants["int8"] = [
+        _kept(c, scorer.embed(c["texts"]) @ quantised[k], config) for k, c in enumerate(captured)
+    ]
+    n = len(captured)
+    print(json.dumps({"questions": n, "windows_per_question": sum(len(c["windows"]) for c in
+                      captured) / n, "answer_in_kept_windows": sum(map(_has_answer, captured,
+                      exact))}))  # fmt: skip
+    for name, kept in variants.items():
+        same = sum(a == b for a, b in zip(exact, kept, strict=True))
+        answer = sum(map(_has_answer, captured, kept))
+        print(json.dumps({"variant": name, "kept_identical": f"{same}/{n}",
+                          "answer_in_kept_windows": f"{answer}/{n}"}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
