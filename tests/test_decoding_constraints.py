@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.constraints import (
     Allowed,
     EvidenceBudget,
     advance_hits,
+    answer_rule,
     clue_rule,
     evidence_rule,
     forward_bonus,
@@ -177,3 +180,44 @@ def test_continuations_skip_occurrences_that_run_into_an_earlier_evidence() -> N
     table = WindowTable.build([ids(1, 5, 6), ids(1, 7, 8)], [0.3, 0.9])
     assert steering_window(table, advance_hits(table, table.all_hits(), 0, 1)) == 1
     assert steering_window(table, ids()) is None
+
+
+# ---------------------------------------------------------------------- answer
+STOP, PERIOD = ids(99), ids(13)
+
+
+def test_answer_starts_at_any_evidence_token_and_follows_its_span() -> None:
+    evidences = [[1, 2, 3, 2, 4], [5, 2, 6]]
+    first = answer_rule(evidences, [], STOP, PERIOD, ids(SEP))
+    assert first.ids.tolist() == [1, 2, 3, 4, 5, 6]  # no ender before the first token
+    after_two = answer_rule(evidences, [2], STOP, PERIOD)
+    assert after_two.ids.tolist() == [3, 4, 6, 13, 99]  # every token that follows a 2
+    assert answer_rule(evidences, [2, 4], STOP, PERIOD).ids.tolist() == [13, 99]  # span end
+
+
+def test_a_period_ends_the_answer_once_and_no_evidence_leaves_it_free() -> None:
+    assert answer_rule([[1, 13, 2]], [1, 13], STOP, PERIOD).ids.tolist() == [2, 99]
+    assert answer_rule([[1, 2]], [1, 13], STOP, PERIOD).ids.tolist() == [99]
+    free = answer_rule([[]], [], STOP, PERIOD, ids(SEP))
+    assert free.ids is None and free.banned.tolist() == [SEP]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 5), max_size=8), min_size=1, max_size=3),
+    st.lists(st.integers(0, 5), min_size=1, max_size=3),
+)
+def test_answer_rule_allows_exactly_the_tokens_that_keep_a_span(
+    evidences: list[list[int]], answer: list[int]
+) -> None:
+    # Brute-force twin: a token is allowed iff answer + [token] is a substring of an evidence.
+    spans = {
+        tuple(e[i:j]) for e in evidences for i in range(len(e)) for j in range(i + 1, len(e) + 1)
+    }
+    rule = answer_rule(evidences, answer, STOP, PERIOD)
+    if not spans:
+        assert rule.ids is None  # nothing written: the answer is free
+        return
+    expected = {t for t in range(6) if (*answer, t) in spans}
+    assert set(rule.ids.tolist()) - {13, 99} == expected
+    assert 99 in rule.ids  # a started answer may always stop

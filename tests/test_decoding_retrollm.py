@@ -170,3 +170,22 @@ def test_min_evidences_is_honoured_while_unused_windows_remain(setting: Setting)
     loose = make(setting, min_evidences=0, max_evidences=5).answer(fixture_questions())
     forced = decoder.answer(fixture_questions())
     assert sum(len(p.evidences) for p in forced) >= sum(len(p.evidences) for p in loose)
+
+
+def test_answer_from_evidence_copies_a_span_of_the_written_evidence(setting: Setting) -> None:
+    decoder = make(setting, answer_from_evidence=True)
+    hyps = decoder.hypotheses(fixture_questions())
+    period = setting.tokenizer.encode(".", add_special_tokens=False)[-1]
+    stops = set(decoder.decoder.stop_ids.tolist())
+    checked = 0
+    for hyp in hyps:
+        answer = [t for t in hyp.generated[hyp.answer_start :] if t not in stops]
+        while answer and answer[-1] == period:
+            answer.pop()
+        written = [span.tokens for span in hyp.evidences]
+        if not answer or not any(written):
+            continue
+        n = len(answer)
+        assert any(e[i : i + n] == answer for e in written for i in range(len(e))), answer
+        checked += 1
+    assert checked, "no hypothesis wrote both evidence and an answer"

@@ -190,6 +190,11 @@ class DecodeConfig(BaseModel):
     max_answer_tokens: int = Field(
         32, ge=1, description="Free answer tokens after the prefix (not in paper)."
     )
+    answer_from_evidence: bool = Field(
+        False,
+        description="The answer copies a span of the written evidence, ended by a period "
+        "or a stop token as the training target ends (not in paper; False: free answer).",
+    )
     # ---------------------------------------------------------------------- input
     max_question_tokens: int = Field(
         64, ge=1, description="U: questions are cut to 64 tokens (noted in the trace)."

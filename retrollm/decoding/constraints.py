@@ -187,6 +187,35 @@ def evidence_rule(
     return Allowed(ids, bonus)
 
 
+# -------------------------------------------------------------------------- answer
+def answer_rule(
+    evidences: list[list[int]],
+    answer: list[int],
+    stop_ids: np.ndarray,
+    period_ids: np.ndarray,
+    free_banned: np.ndarray = _NO_IDS,
+) -> Allowed:
+    """The answer copies a span of the written evidence: its first token is any evidence
+    token, each next one follows the answer so far somewhere in one evidence. Once it has
+    a token it may end the way the training target does (" X." then a stop id): a period
+    (unless it just wrote one) or a stop id. No evidence written: the answer is free
+    (every id but free_banned)."""
+    if not any(evidences):
+        return Allowed(None, banned=free_banned)
+    if not answer:
+        ids = np.unique(np.concatenate([np.asarray(e, dtype=np.int64) for e in evidences]))
+        return Allowed(drop_ids(ids, free_banned))
+    following: list[int] = []
+    n = len(answer)
+    for evidence in evidences:
+        for start in range(len(evidence) - n):
+            if evidence[start : start + n] == answer:
+                following.append(evidence[start + n])
+    enders = [stop_ids] if answer[-1] in period_ids else [stop_ids, period_ids]
+    ids = [drop_ids(np.asarray(following, dtype=np.int64), free_banned), *enders]
+    return Allowed(np.unique(np.concatenate(ids).astype(np.int64)))
+
+
 # ------------------------------------------------------------ eq. 12 window bonus
 def window_next(table: WindowTable, hits: np.ndarray, depth: int) -> np.ndarray:
     """Token after each hit's prefix (-1 where the window ends). A hit is only kept while

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from retrollm.decoding.config import DecodeConfig
-from retrollm.decoding.constraints import Allowed, clue_rule, drop_ids
+from retrollm.decoding.constraints import Allowed, answer_rule, clue_rule, drop_ids
 from retrollm.decoding.evidence import EvidenceRules
 from retrollm.decoding.forward import ModelForward
 from retrollm.decoding.loop import LoopStats, greedy_loop
@@ -63,6 +63,9 @@ class Decoder:
         s = special
         self.clue_banned = np.concatenate([self.stop_ids, [s.clue, s.evidence, s.evidence_end]])
         self.answer_banned = specials
+        self.period_ids = np.asarray(
+            tokenizer.encode(".", add_special_tokens=False)[-1:], dtype=np.int64
+        )
         closes = None
         if config.stop_at_sentence_end and strategy.evidence == "candidates":
             closes = _closes_sentence(contexts, tokenizer)
@@ -186,6 +189,14 @@ class Decoder:
             )
         if hyp.phase is Phase.EVIDENCE:
             return self.evidence.rule(hyp)
+        if self.config.answer_from_evidence and hyp.answer_start is not None:
+            evidences = [span.tokens for span in hyp.evidences]
+            if not any(evidences):
+                hyp.note("answer_from_evidence: no evidence written, the answer is free")
+            answer = hyp.generated[hyp.answer_start :]
+            return answer_rule(
+                evidences, answer, self.stop_ids, self.period_ids, self.answer_banned
+            )
         return Allowed(None, banned=self.answer_banned)
 
     # -------------------------------------------------------------- transitions
