@@ -51,7 +51,8 @@ def _capture(args: argparse.Namespace) -> tuple[list[dict[str, Any]], Any, Any]:
     def keep(self: Any, pending: Any, scores: np.ndarray) -> Any:
         captured.append(
             {"question": pending.query.question, "windows": pending.windows,
-             "texts": pending.texts, "scores": np.asarray(scores), "gold": gold[pending.query.id]}
+             "texts": pending.texts, "scores": np.asarray(scores), "gold": gold[pending.query.id],
+             "doc_rank": {d.doc_index: r for r, d in enumerate(pending.documents)}}
         )  # fmt: skip
         return finish(self, pending, scores)
 
