@@ -11,7 +11,8 @@ a gold answer (as Acc matches it):
 
 - scorer: the configured scorer's score alone (what the decoder keeps today);
 - docprior-B: min-max scorer score plus B times the window's document prior,
-  1 - (rank - 1) / documents, with the rank from the fused document ranking (eq. 8);
+  1 - rank / documents, rank 0 the best of the fused document ranking (eq. 8), as
+  `decode.window_doc_prior: B` ranks them;
 - lexical-G: min-max scorer score plus G times the share of the question's content
   words that occur in the window;
 - located: any located window holds one (the ceiling for any ranking).
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from retrollm.metrics import has_answer
+from retrollm.retrieval.windows import normalize_scores, with_document_prior
 from retrollm.stats import mcnemar_exact
 
 PRIOR_WEIGHTS = (0.25, 0.5, 1.0)
@@ -42,18 +44,6 @@ _STOPWORDS = frozenset(
         "which when where why how did do does has have had that this these those it its as",
     )
 )
-
-
-def minmax(values: np.ndarray) -> np.ndarray:
-    low, high = float(values.min()), float(values.max())
-    return np.ones_like(values) if high - low <= 1e-12 else (values - low) / (high - low)
-
-
-def document_prior(c: dict[str, Any]) -> np.ndarray:
-    """1 for a window of the top document, falling linearly to 1/K for the K-th."""
-    ranks = c["doc_rank"]
-    count = max(1, len(ranks))
-    return np.asarray([1.0 - ranks[w.doc_index] / count for w in c["windows"]])
 
 
 def lexical_overlap(question: str, texts: list[str]) -> np.ndarray:
@@ -88,10 +78,10 @@ def main() -> None:
     def holds(c: dict[str, Any], kept: list[int]) -> bool:
         return any(has_answer(c["texts"][i], c["gold"]) for i in kept)
 
-    scores = {"scorer": [minmax(np.asarray(c["scores"], dtype=float)) for c in captured]}
+    scores = {"scorer": [normalize_scores(c["scores"], "minmax", 0.0) for c in captured]}
     for weight in PRIOR_WEIGHTS:
         scores[f"docprior-{weight}"] = [
-            s + weight * document_prior(c) for s, c in zip(scores["scorer"], captured, strict=True)
+            with_document_prior(c["windows"], c["scores"], c["doc_order"], weight) for c in captured
         ]
     for weight in LEXICAL_WEIGHTS:
         scores[f"lexical-{weight}"] = [

@@ -52,7 +52,7 @@ def _capture(args: argparse.Namespace) -> tuple[list[dict[str, Any]], Any, Any]:
         captured.append(
             {"question": pending.query.question, "windows": pending.windows,
              "texts": pending.texts, "scores": np.asarray(scores), "gold": gold[pending.query.id],
-             "doc_rank": {d.doc_index: r for r, d in enumerate(pending.documents)}}
+             "doc_order": [d.doc_index for d in pending.documents]}
         )  # fmt: skip
         return finish(self, pending, scores)
 

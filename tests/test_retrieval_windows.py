@@ -17,6 +17,7 @@ from retrollm.retrieval.windows import (
     term_variants,
     top_windows,
     window_traces,
+    with_document_prior,
 )
 
 FILLER = 1000  # filler ids are FILLER + global position: unique, never a clue
@@ -197,3 +198,13 @@ def test_anchors_are_sentence_starts_in_the_window_head(
     end = evidence_end(window, anchors[0], texts, min_tokens=2, max_tokens=100)
     assert tiny_tokenizer.decode(ids[anchors[0] : end]).strip() == "The tower stands tall."
     assert evidence_end(window, 0, texts, min_tokens=2, max_tokens=3) == 3
+
+
+def test_document_prior_reorders_windows_toward_better_ranked_documents() -> None:
+    windows = [Window(3, 0, 10, "a"), Window(1, 20, 30, "b"), Window(2, 40, 50, "c")]
+    scores = [0.9, 0.8, 0.1]  # window a is the scorer's best, in the worst document
+    assert with_document_prior(windows, scores, [1, 2, 3], 0.0).tolist() == scores
+    ranking = with_document_prior(windows, scores, [1, 2, 3], 1.0)
+    # min-max scores 1, 0.875, 0; priors 1/3, 1, 2/3.
+    assert np.allclose(ranking, [1 + 1 / 3, 0.875 + 1, 2 / 3])
+    assert [w.clue for w, _ in top_windows(windows, ranking, k=2)] == ["b", "a"]

@@ -80,6 +80,13 @@ class DecodeConfig(BaseModel):
     )
     max_windows_total: int = Field(512, ge=1, description="U: windows scored per question.")
     top_windows: int = Field(5, ge=1, description="P: kept windows (5 single-hop, 10 multi).")
+    window_doc_prior: float = Field(
+        0.0,
+        ge=0,
+        description="Rank windows by their min-max scorer score plus this weight times "
+        "their document's prior, 1 - rank / documents in the fused ranking (not in paper; "
+        "0: the scorer alone). bench/window_choice.py measures the kept windows' recall.",
+    )
     scorer_max_length: int = Field(
         128, ge=8, description="P: (question, window) inputs truncated to 128 tokens."
     )

@@ -30,6 +30,7 @@ from retrollm.retrieval.windows import (
     normalize_scores,
     top_windows,
     window_traces,
+    with_document_prior,
 )
 from schemas.prediction import DocumentTrace
 from schemas.records import CorpusRecord
@@ -185,12 +186,15 @@ class RetrievalContexts:
 
     def _finish(self, p: _Pending, scores: np.ndarray) -> EvidenceContext:
         c = self.config
+        order = [d.doc_index for d in p.documents]
+        ranking = with_document_prior(p.windows, scores, order, c.window_doc_prior)
         ranked = top_windows(
-            p.windows, scores, c.top_windows, c.max_kept_windows_per_doc, c.disjoint_windows
+            p.windows, ranking, c.top_windows, c.max_kept_windows_per_doc, c.disjoint_windows
         )
         position = {window: i for i, window in enumerate(p.windows)}
         keep = [position[window] for window, _ in ranked]
-        raw = [s for _, s in ranked]
+        raw = [s for _, s in ranked]  # what ranked them: S of eq. 12 is normalised from it
+        ranked = [(window, float(scores[i])) for (window, _), i in zip(ranked, keep, strict=True)]
         weights = normalize_scores(raw, c.window_score_norm, c.window_score_floor)
         traces = window_traces(ranked, [p.texts[i] for i in keep], weights.tolist())
         table = None

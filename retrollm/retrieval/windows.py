@@ -174,6 +174,21 @@ def top_windows(
     return [(windows[i], float(scores[i])) for i in kept]
 
 
+def with_document_prior(
+    windows: Sequence[Window], scores: Sequence[float], doc_order: Sequence[int], weight: float
+) -> np.ndarray:
+    """Ranking scores: min-max scorer scores plus `weight` times the prior of each window's
+    document, 1 - rank / len(doc_order) (rank 0 for the best of the fused document
+    ranking `doc_order`). Weight 0 returns the scores unchanged."""
+    values = np.asarray(scores, dtype=np.float64)
+    if weight == 0 or values.size == 0:
+        return values
+    rank = {doc: r for r, doc in enumerate(doc_order)}
+    count = max(1, len(doc_order))
+    prior = np.asarray([1.0 - rank.get(w.doc_index, count) / count for w in windows])
+    return normalize_scores(values, "minmax", 0.0) + weight * prior
+
+
 def _overlap(a: Window, b: Window) -> bool:
     return a.start < b.end and b.start < a.end
 
