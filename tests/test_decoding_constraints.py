@@ -19,6 +19,7 @@ from retrollm.decoding.constraints import (
     hard_window_start_hits,
     masked_logits,
     pick,
+    token_classes,
     window_continuations,
 )
 from retrollm.decoding.state import WindowTable
@@ -221,3 +222,17 @@ def test_answer_rule_allows_exactly_the_tokens_that_keep_a_span(
     expected = {t for t in range(6) if (*answer, t) in spans}
     assert set(rule.ids.tolist()) - {13, 99} == expected
     assert 99 in rule.ids  # a started answer may always stop
+
+
+def test_token_classes_join_case_and_leading_space_variants_only() -> None:
+    texts = ["cesium", " Cesium", "Cesium", " cesium", " ", "\ufffd", "\ufffd", "CESIUM"]
+    assert token_classes(texts).tolist() == [0, 0, 0, 0, 4, 5, 6, 7]
+
+
+def test_answer_matching_by_class_copies_a_differently_cased_span() -> None:
+    canon = token_classes(["luge", " Luge", " is", " fast", " Is", "x"])
+    evidences = [[5, 0, 2, 3]]  # "x" "luge" " is" " fast"
+    first = answer_rule(evidences, [], STOP, PERIOD, canon=canon)
+    assert first.ids.tolist() == [0, 1, 2, 3, 4, 5]  # " Luge" and " Is" join their classes
+    assert answer_rule(evidences, [1], STOP, PERIOD, canon=canon).ids.tolist() == [2, 4, 13, 99]
+    assert answer_rule(evidences, [1], STOP, PERIOD).ids.tolist() == [13, 99]  # by id: no span

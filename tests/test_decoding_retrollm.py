@@ -172,8 +172,13 @@ def test_min_evidences_is_honoured_while_unused_windows_remain(setting: Setting)
     assert sum(len(p.evidences) for p in forced) >= sum(len(p.evidences) for p in loose)
 
 
-def test_answer_from_evidence_copies_a_span_of_the_written_evidence(setting: Setting) -> None:
-    decoder = make(setting, answer_from_evidence=True)
+@pytest.mark.parametrize("match", ["tokens", "classes"])
+def test_answer_from_evidence_copies_a_span_of_the_written_evidence(
+    setting: Setting, match: str
+) -> None:
+    decoder = make(setting, answer_from_evidence=True, answer_match=match)
+    canon = decoder.decoder.answer_canon
+    same = (lambda ids: ids) if canon is None else (lambda ids: canon[ids].tolist())
     hyps = decoder.hypotheses(fixture_questions())
     period = setting.tokenizer.encode(".", add_special_tokens=False)[-1]
     stops = set(decoder.decoder.stop_ids.tolist())
@@ -182,9 +187,10 @@ def test_answer_from_evidence_copies_a_span_of_the_written_evidence(setting: Set
         answer = [t for t in hyp.generated[hyp.answer_start :] if t not in stops]
         while answer and answer[-1] == period:
             answer.pop()
-        written = [span.tokens for span in hyp.evidences]
+        written = [same(span.tokens) for span in hyp.evidences]
         if not answer or not any(written):
             continue
+        answer = same(answer)
         n = len(answer)
         assert any(e[i : i + n] == answer for e in written for i in range(len(e))), answer
         checked += 1

@@ -202,6 +202,12 @@ class DecodeConfig(BaseModel):
         description="The answer copies a span of the written evidence, ended by a period "
         "or a stop token as the training target ends (not in paper; False: free answer).",
     )
+    answer_match: Literal["tokens", "classes"] = Field(
+        "tokens",
+        description="answer_from_evidence: how answer tokens match evidence tokens. tokens: "
+        "the same id; classes: the same text up to a leading space and the case of the "
+        "first letter (the answer's ' Cesium' copies the evidence's 'cesium').",
+    )
     # ---------------------------------------------------------------------- input
     max_question_tokens: int = Field(
         64, ge=1, description="U: questions are cut to 64 tokens (noted in the trace)."

@@ -194,26 +194,46 @@ def answer_rule(
     stop_ids: np.ndarray,
     period_ids: np.ndarray,
     free_banned: np.ndarray = _NO_IDS,
+    canon: np.ndarray | None = None,
 ) -> Allowed:
     """The answer copies a span of the written evidence: its first token is any evidence
     token, each next one follows the answer so far somewhere in one evidence. Once it has
     a token it may end the way the training target does (" X." then a stop id): a period
     (unless it just wrote one) or a stop id. No evidence written: the answer is free
-    (every id but free_banned)."""
+    (every id but free_banned). With `canon` (token id -> id of its class, see
+    `token_classes`), tokens match by class: " Luge" copies "luge" of the evidence."""
     if not any(evidences):
         return Allowed(None, banned=free_banned)
-    if not answer:
-        ids = np.unique(np.concatenate([np.asarray(e, dtype=np.int64) for e in evidences]))
-        return Allowed(drop_ids(ids, free_banned))
-    following: list[int] = []
-    n = len(answer)
-    for evidence in evidences:
-        for start in range(len(evidence) - n):
-            if evidence[start : start + n] == answer:
-                following.append(evidence[start + n])
+    if canon is None:
+        rows, said = [np.asarray(e, dtype=np.int64) for e in evidences], list(answer)
+    else:
+        rows = [canon[np.asarray(e, dtype=np.int64)] for e in evidences]
+        said = canon[np.asarray(answer, dtype=np.int64)].tolist()
+    n = len(said)
+    following = [row[n:][[row[s : s + n].tolist() == said for s in range(row.size - n)]]
+                 for row in rows]  # fmt: skip
+    nxt = np.unique(np.concatenate(following))
+    ids = nxt if canon is None else np.flatnonzero(np.isin(canon, nxt))
+    ids = drop_ids(ids.astype(np.int64), free_banned)
+    if not n:
+        return Allowed(ids)
     enders = [stop_ids] if answer[-1] in period_ids else [stop_ids, period_ids]
-    ids = [drop_ids(np.asarray(following, dtype=np.int64), free_banned), *enders]
-    return Allowed(np.unique(np.concatenate(ids).astype(np.int64)))
+    return Allowed(np.unique(np.concatenate([ids, *enders]).astype(np.int64)))
+
+
+def token_classes(texts: list[str]) -> np.ndarray:
+    """canon[id]: the smallest id whose text equals this one's up to a leading space and
+    the case of its first letter (the answer's " Cesium" is the evidence's "cesium");
+    blank tokens and partial UTF-8 bytes stay classes of their own."""
+    first: dict[str, int] = {}
+    canon = np.empty(len(texts), dtype=np.int64)
+    for token_id, text in enumerate(texts):
+        bare = text.lstrip(" ")
+        if not bare or "\ufffd" in text:  # a lone byte of a longer character: its own class
+            canon[token_id] = token_id
+            continue
+        canon[token_id] = first.setdefault(bare[:1].lower() + bare[1:], token_id)
+    return canon
 
 
 # ------------------------------------------------------------ eq. 12 window bonus

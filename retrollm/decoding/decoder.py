@@ -18,7 +18,13 @@ import numpy as np
 import torch
 
 from retrollm.decoding.config import DecodeConfig
-from retrollm.decoding.constraints import Allowed, answer_rule, clue_rule, drop_ids
+from retrollm.decoding.constraints import (
+    Allowed,
+    answer_rule,
+    clue_rule,
+    drop_ids,
+    token_classes,
+)
 from retrollm.decoding.evidence import EvidenceRules
 from retrollm.decoding.forward import ModelForward
 from retrollm.decoding.loop import LoopStats, greedy_loop
@@ -66,6 +72,11 @@ class Decoder:
         self.period_ids = np.asarray(
             tokenizer.encode(".", add_special_tokens=False)[-1:], dtype=np.int64
         )
+        self.answer_canon = None
+        if config.answer_from_evidence and config.answer_match == "classes":
+            self.answer_canon = token_classes(
+                tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+            )
         closes = None
         if config.stop_at_sentence_end and strategy.evidence == "candidates":
             closes = _closes_sentence(contexts, tokenizer)
@@ -195,8 +206,9 @@ class Decoder:
                 hyp.note("answer_from_evidence: no evidence written, the answer is free")
             answer = hyp.generated[hyp.answer_start :]
             return answer_rule(
-                evidences, answer, self.stop_ids, self.period_ids, self.answer_banned
-            )
+                evidences, answer, self.stop_ids, self.period_ids, self.answer_banned,
+                self.answer_canon,
+            )  # fmt: skip
         return Allowed(None, banned=self.answer_banned)
 
     # -------------------------------------------------------------- transitions
