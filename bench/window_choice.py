@@ -23,14 +23,13 @@ only one ranking keeps, exact McNemar p), so a gain is read against its noise.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.window_proxies import capture, capture_arguments, kept_windows
 from retrollm.metrics import has_answer
 from retrollm.retrieval.windows import normalize_scores, with_document_prior
 from retrollm.stats import mcnemar_exact
@@ -59,20 +58,12 @@ def lexical_overlap(question: str, texts: list[str]) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--questions", type=int, default=100)
-    parser.add_argument("--dataset", default="nq")
-    parser.add_argument("--adapter", type=Path)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
+    args = capture_arguments(__doc__, questions=100).parse_args()
 
     import torch
 
-    from bench.window_proxies import _capture, _kept
-
     torch.set_num_threads(args.threads)
-    captured, _, config = _capture(args)
+    captured, _, config = capture(args)
     captured = [c for c in captured if c["windows"]]
 
     def holds(c: dict[str, Any], kept: list[int]) -> bool:
@@ -89,7 +80,7 @@ def main() -> None:
             for s, c in zip(scores["scorer"], captured, strict=True)
         ]
     hits = {
-        name: [holds(c, _kept(c, s, config)) for c, s in zip(captured, ranked, strict=True)]
+        name: [holds(c, kept_windows(c, s, config)) for c, s in zip(captured, ranked, strict=True)]
         for name, ranked in scores.items()
     }
     located = sum(holds(c, list(range(len(c["windows"])))) for c in captured)

@@ -30,7 +30,18 @@ import numpy as np
 PRERANK_SIZES = (8, 12, 16)
 
 
-def _capture(args: argparse.Namespace) -> tuple[list[dict[str, Any]], Any, Any]:
+def capture_arguments(doc: str | None, questions: int) -> argparse.ArgumentParser:
+    """The command line of a bench that captures located windows (`capture` reads it)."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--questions", type=int, default=questions)
+    parser.add_argument("--dataset", default="nq")
+    parser.add_argument("--adapter", type=Path)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--threads", type=int, default=1)
+    return parser
+
+
+def capture(args: argparse.Namespace) -> tuple[list[dict[str, Any]], Any, Any]:
     from retrollm.decoding import DecodeConfig
     from retrollm.decoding import contexts as contexts_module
     from retrollm.decoding.pipeline import RetroLLM
@@ -64,7 +75,9 @@ def _capture(args: argparse.Namespace) -> tuple[list[dict[str, Any]], Any, Any]:
     return captured, decoder.scorer, config
 
 
-def _kept(c: dict[str, Any], scores: np.ndarray, config: Any, subset: Any = None) -> list[int]:
+def kept_windows(
+    c: dict[str, Any], scores: np.ndarray, config: Any, subset: Any = None
+) -> list[int]:
     from retrollm.retrieval.windows import top_windows
 
     index = list(range(len(c["windows"]))) if subset is None else sorted(int(i) for i in subset)
@@ -98,19 +111,13 @@ def _static(scorer: Any, texts: list[str]) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--questions", type=int, default=64)
-    parser.add_argument("--dataset", default="nq")
-    parser.add_argument("--adapter", type=Path)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
+    args = capture_arguments(__doc__, questions=64).parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    captured, scorer, config = _capture(args)
-    exact = [_kept(c, c["scores"], config) for c in captured]
+    captured, scorer, config = capture(args)
+    exact = [kept_windows(c, c["scores"], config) for c in captured]
     rankers: dict[str, list[np.ndarray]] = {
         "order": [-np.arange(len(c["windows"]), dtype=float) for c in captured]
     }
@@ -122,7 +129,7 @@ def main() -> None:
     scorer.model.max_seq_length = config.scorer_max_length
     variants = {
         f"prerank-{name}-{n}": [
-            _kept(c, c["scores"], config, np.argsort(-r, kind="stable")[:n])
+            kept_windows(c, c["scores"], config, np.argsort(-r, kind="stable")[:n])
             for c, r in zip(captured, ranks, strict=True)
         ]
         for name, ranks in rankers.items()
@@ -133,7 +140,8 @@ def main() -> None:
     )
     quantised = scorer.embed([c["question"] for c in captured])
     variants["int8"] = [
-        _kept(c, scorer.embed(c["texts"]) @ quantised[k], config) for k, c in enumerate(captured)
+        kept_windows(c, scorer.embed(c["texts"]) @ quantised[k], config)
+        for k, c in enumerate(captured)
     ]
     n = len(captured)
     print(json.dumps({"questions": n, "windows_per_question": sum(len(c["windows"]) for c in
