@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from retrollm.artifacts import read_records
 from retrollm.corpus import load_corpus
 from retrollm.funnel import CorpusText, funnel, markdown
 from retrollm.models import load_tokenizer
+from retrollm.tokenization import load_tokens
 from schemas import Prediction
 from stages.common import load_paths
 
@@ -31,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     paths = load_paths()
     root = args.eval_dir or paths.eval
-    tokens = np.load(paths.tokens / "tokens.npy", mmap_mode="r")
+    tokens, _ = load_tokens(paths.tokens)
     text = CorpusText(
         [r.contents for r in load_corpus(paths.corpus)],
         lambda start, end: tokens[start:end],

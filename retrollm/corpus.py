@@ -15,12 +15,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from retrollm.artifacts import read_manifest, read_records
+from retrollm.artifacts import read_records
 from retrollm.jsonl import OnError, handle_bad_record, json_lines, validation_reason
+from retrollm.sharding import shard_paths
 from schemas.manifest import Skip
 from schemas.records import CorpusRecord
 
 CORPUS_SCHEMA = "corpus"
+CORPUS_SHARD_SCHEMA = "corpus-shard"
 CORPUS_VERSION = 1
 DOCUMENTS_FILE = "documents.msgpack"
 CorpusFormat = Literal["wiki-offline", "flashrag"]
@@ -132,42 +134,54 @@ def read_passages(
     return readers[fmt](Path(path), on_error, skips)
 
 
-def build_documents(
+def iter_documents(
     passages: Iterable[Passage],
     path: Path,
     group_by: GroupBy,
     limit: int | None,
     on_error: OnError,
     skips: list[Skip],
-) -> list[CorpusRecord]:
+) -> Iterator[CorpusRecord]:
     """One document per id, or per title with passage texts joined by a blank line.
 
-    With `limit` and title grouping, reading stops at the first passage of the
-    (limit + 1)-th title: FlashRAG corpora keep a title's passages together, and reading a
-    21M-passage file to the end for a 100-document sample would take minutes.
+    By id, documents stream out as passages are read (only the ids seen are held, to
+    refuse duplicates), so a corpus of any size passes through bounded memory. By title,
+    a title's passages may lie anywhere in the file, so its groups are held until the
+    end. With `limit` and title grouping, reading stops at the first passage of the
+    (limit + 1)-th title: FlashRAG corpora keep a title's passages together, and reading
+    a 21M-passage file to the end for a 100-document sample would take minutes.
     """
     seen_ids: set[str] = set()
-    groups: dict[str, tuple[str, str, list[str]]] = {}  # key -> (id, title, bodies)
+    groups: dict[str, tuple[str, str, list[str]]] = {}  # title -> (id, title, bodies)
     for passage in passages:
         if passage.id in seen_ids:
             handle_bad_record(path, passage.line, f"duplicate id {passage.id!r}", on_error, skips)
             continue
-        key = passage.id if group_by == "id" else passage.title
-        if key not in groups and limit is not None and len(groups) >= limit:
+        if group_by == "id":
+            if limit is not None and len(seen_ids) >= limit:
+                return
+            seen_ids.add(passage.id)
+            yield _document(passage.id, passage.title, [passage.body])
+            continue
+        if passage.title not in groups and limit is not None and len(groups) >= limit:
             break
         seen_ids.add(passage.id)
-        groups.setdefault(key, (passage.id, passage.title, []))[2].append(passage.body)
-    return [
-        CorpusRecord(id=doc_id, title=title, contents=f"{title}\n" + "\n\n".join(bodies))
-        for doc_id, title, bodies in groups.values()
-    ]
+        groups.setdefault(passage.title, (passage.id, passage.title, []))[2].append(passage.body)
+    for doc_id, title, bodies in groups.values():
+        yield _document(doc_id, title, bodies)
 
 
-def count_words(documents: Iterable[CorpusRecord]) -> int:
-    return sum(len(document.contents.split()) for document in documents)
+def _document(doc_id: str, title: str, bodies: list[str]) -> CorpusRecord:
+    return CorpusRecord(id=doc_id, title=title, contents=f"{title}\n" + "\n\n".join(bodies))
 
 
 def load_corpus(folder: Path) -> list[CorpusRecord]:
-    """Read a prepare_corpus artifact back; a foreign or missing folder is a clear error."""
-    read_manifest(folder, CORPUS_SCHEMA)
-    return list(read_records(Path(folder) / DOCUMENTS_FILE, CorpusRecord))
+    """Read a prepare_corpus artifact back, every shard in corpus order; a foreign or
+    missing folder is a clear error."""
+    return list(iter_corpus(folder))
+
+
+def iter_corpus(folder: Path) -> Iterator[CorpusRecord]:
+    """The documents of a prepare_corpus artifact, streamed shard by shard."""
+    for _, shard in shard_paths(Path(folder), CORPUS_SCHEMA):
+        yield from read_records(shard / DOCUMENTS_FILE, CorpusRecord)

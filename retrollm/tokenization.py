@@ -12,10 +12,14 @@ import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from retrollm.artifacts import MANIFEST
+from retrollm.sharding import shard_paths
 
 TOKENS_FILE = "tokens.npy"
 OFFSETS_FILE = "doc_offsets.npy"
@@ -78,6 +82,7 @@ def tokenize_corpus(
     out_dir: Path,
     batch_size: int = 512,
     total: int | None = None,
+    progress: bool = True,
 ) -> TokenizedCorpus:
     """Write tokens.npy and doc_offsets.npy (n_docs + 1, int64) for `texts` into `out_dir`.
 
@@ -89,7 +94,10 @@ def tokenize_corpus(
     dtype = smallest_uint(vocab_size)
     raw = out_dir / "tokens.raw"
     lengths: list[np.ndarray] = []
-    with open(raw, "wb") as handle, tqdm(total=total, unit="doc", desc="tokenize") as bar:
+    with (
+        open(raw, "wb") as handle,
+        tqdm(total=total, unit="doc", desc="tokenize", disable=not progress) as bar,
+    ):
         for batch in _batches(texts, batch_size):
             ids = encode_texts(tokenizer, batch)
             sizes = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
@@ -114,7 +122,62 @@ def tokenize_corpus(
 
 
 def load_tokens(folder: Path, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(tokens, doc_offsets) of a tokenize_corpus artifact; tokens memory-mapped by default."""
+    """(tokens, doc_offsets) of a tokenize_corpus artifact; tokens memory-mapped by default
+    (a sharded artifact's are concatenated, so read whole)."""
     folder = Path(folder)
-    tokens = np.load(folder / TOKENS_FILE, mmap_mode="r" if mmap else None)
-    return tokens, np.load(folder / OFFSETS_FILE)
+    shards = _shard_folders(folder)
+    if shards is None:
+        tokens = np.load(folder / TOKENS_FILE, mmap_mode="r" if mmap else None)
+        return tokens, np.load(folder / OFFSETS_FILE)
+    return np.concatenate([np.load(shard / TOKENS_FILE) for shard in shards]), load_doc_offsets(
+        folder
+    )
+
+
+def load_doc_offsets(folder: Path) -> np.ndarray:
+    """Global document offsets (n_docs + 1, int64) of a tokenize_corpus artifact."""
+    folder = Path(folder)
+    shards = _shard_folders(folder)
+    if shards is None:
+        return np.load(folder / OFFSETS_FILE)
+    pieces, start = [], 0
+    for shard in shards:
+        offsets = np.load(shard / OFFSETS_FILE)
+        pieces.append(offsets[:-1] + start)
+        start += int(offsets[-1])
+    return np.concatenate([*pieces, np.asarray([start], dtype=np.int64)]).astype(np.int64)
+
+
+def _shard_folders(folder: Path) -> list[Path] | None:
+    """The shard folders of a sharded tokens artifact; None: the plain layout (also a bare
+    folder of the two files, without a manifest)."""
+    if not (folder / MANIFEST).is_file():
+        return None
+    found = shard_paths(folder, "tokens")
+    return None if found[0][1] == folder else [path for _, path in found]
+
+
+def tokenize_shard(
+    documents: str,
+    out: str,
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int,
+    manifest: dict[str, Any],
+) -> dict[str, int]:
+    """Shard job: tokenize one corpus shard's documents file into the new folder `out` and
+    write its manifest (`manifest`: the Manifest fields the stage decides: schema, params,
+    inputs). The tokenizer is the stage's, shared by every job."""
+    from retrollm.artifacts import read_records, write_manifest
+    from schemas import CorpusRecord, Manifest
+
+    target = Path(out)
+    target.mkdir()
+    texts = (record.contents for record in read_records(Path(documents), CorpusRecord))
+    result = tokenize_corpus(tokenizer, texts, target, batch_size=batch_size, progress=False)
+    counts = {
+        "documents": result.documents,
+        "tokens": result.tokens,
+        "empty_documents": result.empty_documents,
+    }
+    write_manifest(target, Manifest(**manifest, counts=counts))
+    return counts

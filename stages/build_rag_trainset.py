@@ -21,7 +21,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Literal
 
-import numpy as np
 import torch
 from pydantic import Field
 from tqdm.auto import tqdm
@@ -40,6 +39,7 @@ from retrollm.baselines import BaselineConfig, PassageFormatter, SearchFn
 from retrollm.corpus import load_corpus
 from retrollm.models import load_tokenizer, tokenizer_fingerprint
 from retrollm.retrieval.rag import Retriever, bm25_search, dense_search
+from retrollm.tokenization import load_doc_offsets
 from retrollm.training.rag_trainset import choose_retriever, rag_example
 from schemas import Manifest
 from schemas.training import TrainExample
@@ -96,7 +96,7 @@ def main(
         raise ArtifactError(f"{paths.trainset}/train.msgpack: no training examples")
     corpus = load_corpus(paths.corpus)
     texts = [record.contents for record in corpus]
-    offsets = np.load(paths.tokens / "doc_offsets.npy", mmap_mode="r")
+    offsets = load_doc_offsets(paths.tokens)
     passages = PassageFormatter(tokenizer, corpus, offsets, baselines.max_passage_tokens)
 
     built = searches(texts, dense, params.retriever)

@@ -36,7 +36,7 @@ from retrollm.artifacts import (
     write_records,
 )
 from retrollm.chain import asset_ref, check_chain
-from retrollm.corpus import DOCUMENTS_FILE, load_corpus
+from retrollm.corpus import CORPUS_SCHEMA, DOCUMENTS_FILE, load_corpus
 from retrollm.decoding.config import DecodeConfig
 from retrollm.decoding.contexts import RetrievalContexts
 from retrollm.decoding.strategies import resolve_strategy
@@ -51,6 +51,7 @@ from retrollm.models import (
 )
 from retrollm.qa import load_qa
 from retrollm.retrieval.scorer import load_scorer
+from retrollm.sharding import data_files
 from retrollm.training.masks import masked_share
 from retrollm.training.targets import Special
 from retrollm.training.trainset import (
@@ -149,7 +150,9 @@ def main(params: BuildTrainsetParams, decode: DecodeConfig, paths: Paths) -> dic
     queries = [f"queries/{d}/train.msgpack" for d in datasets]
     inputs = {
         "model": checked_input(paths.model, "model", model_files),
-        "corpus": checked_input(paths.corpus, "corpus", [DOCUMENTS_FILE]),
+        "corpus": checked_input(
+            paths.corpus, CORPUS_SCHEMA, data_files(paths.corpus, CORPUS_SCHEMA, [DOCUMENTS_FILE])
+        ),
         "index": checked_input(paths.index, "index"),
         "splade": checked_input(paths.splade, "splade", queries),
         **{f"qa/{d}": checked_input(paths.qa / d, "qa", ["train.msgpack"]) for d in datasets},

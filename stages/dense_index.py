@@ -25,6 +25,7 @@ from retrollm.artifacts import atomic_dir, sha256_file, write_manifest
 from retrollm.chain import asset_ref
 from retrollm.corpus import CORPUS_SCHEMA, DOCUMENTS_FILE, load_corpus
 from retrollm.retrieval.dense import DENSE_SCHEMA, DENSE_VERSION
+from retrollm.sharding import data_files
 from schemas.manifest import InputRef, Manifest
 from stages.common import (
     DenseParams,
@@ -57,7 +58,8 @@ def main() -> dict[str, int]:
     dense = load_params("evaluate.dense", DenseParams)
     paths = load_paths()
     torch.set_num_threads(dense.threads)
-    corpus_ref = checked_input(paths.corpus, CORPUS_SCHEMA, [DOCUMENTS_FILE])
+    corpus_files = data_files(paths.corpus, CORPUS_SCHEMA, [DOCUMENTS_FILE])
+    corpus_ref = checked_input(paths.corpus, CORPUS_SCHEMA, corpus_files)
     asset_ref(paths.assets, dense.model, verify_contents())  # model_ref hashes it below
     corpus = load_corpus(paths.corpus)
     encoder = load_encoder(dense)

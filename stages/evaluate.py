@@ -43,11 +43,14 @@ from retrollm.artifacts import (
 )
 from retrollm.baselines import BaselineConfig, run_baseline
 from retrollm.chain import asset_ref, made_from, tokens_of_corpus
+from retrollm.corpus import DOCUMENTS_FILE
 from retrollm.evaluation import ResumeFile, resume_key, run_checkpointed, select_questions
 from retrollm.metrics import aggregate, score, timing
 from retrollm.qa import load_qa
 from retrollm.retrieval.dense import DENSE_SCHEMA
 from retrollm.retrieval.rag import Retriever, bm25_search, dense_search
+from retrollm.sharding import data_files
+from retrollm.tokenization import OFFSETS_FILE, load_doc_offsets
 from schemas.manifest import InputRef, Manifest
 from schemas.prediction import Prediction
 from stages.common import (
@@ -202,9 +205,10 @@ def _inputs(
         "qa": (paths.qa / dataset, "qa", [f"{split}.msgpack"]),
         "model": (paths.model, "model", None),
     }
-    corpus: Input = (paths.corpus, "corpus", ["documents.msgpack"])
+    corpus: Input = (paths.corpus, "corpus", data_files(paths.corpus, "corpus", [DOCUMENTS_FILE]))
     if spec.kind.startswith("rag"):
-        inputs |= {"corpus": corpus, "tokens": (paths.tokens, "tokens", ["doc_offsets.npy"])}
+        offsets = data_files(paths.tokens, "tokens", [OFFSETS_FILE])
+        inputs |= {"corpus": corpus, "tokens": (paths.tokens, "tokens", offsets)}
     if rag_retriever(spec, paths) == "dense":
         inputs["dense"] = (dense, DENSE_SCHEMA, None)
     if spec.kind == "rag-lora":
@@ -256,8 +260,6 @@ def answer_fn(  # type: ignore[no-untyped-def]
 
         return answer
 
-    import numpy as np
-
     from retrollm.models import load_causal_lm
 
     adapter = paths.rag_adapter if spec.kind == "rag-lora" else None
@@ -270,7 +272,7 @@ def answer_fn(  # type: ignore[no-untyped-def]
 
         tokens_of_corpus(paths)  # the offsets must be this corpus's documents, in order
         corpus = load_corpus(paths.corpus)
-        offsets = np.load(paths.tokens / "doc_offsets.npy", mmap_mode="r")
+        offsets = load_doc_offsets(paths.tokens)
         formatter = PassageFormatter(tokenizer, corpus, offsets, config.max_passage_tokens)
         texts = [r.contents for r in corpus]
         if rag_retriever(spec, paths) == "bm25":

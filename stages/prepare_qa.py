@@ -16,6 +16,7 @@ from retrollm.artifacts import atomic_dir, sha256_file, write_manifest, write_re
 from retrollm.corpus import CORPUS_SCHEMA, DOCUMENTS_FILE, load_corpus
 from retrollm.jsonl import OnError
 from retrollm.qa import QA_SCHEMA, QA_VERSION, SPLITS, mark_answerable, read_split, sample
+from retrollm.sharding import data_files
 from retrollm.text import AnswerMatcher
 from schemas.manifest import InputRef, Manifest, Skip
 from stages.common import Paths, StageParams, checked_input, load_params, load_paths, run_stage
@@ -50,7 +51,8 @@ def main(params: PrepareQAParams, paths: Paths, name: str) -> dict[str, int]:
     dataset = params.datasets[name]
     sources = {"train": dataset.train, "test": dataset.test}
     limits = {"train": dataset.train_limit, "test": dataset.test_limit}
-    inputs = {"corpus": checked_input(paths.corpus, CORPUS_SCHEMA, [DOCUMENTS_FILE])}
+    corpus_files = data_files(paths.corpus, CORPUS_SCHEMA, [DOCUMENTS_FILE])
+    inputs = {"corpus": checked_input(paths.corpus, CORPUS_SCHEMA, corpus_files)}
     inputs |= {split: _file_ref(sources[split]) for split in SPLITS}
     matcher = AnswerMatcher(document.contents for document in load_corpus(paths.corpus))
 

@@ -27,9 +27,10 @@ from retrollm.artifacts import (
     write_records,
 )
 from retrollm.chain import asset_ref
-from retrollm.corpus import DOCUMENTS_FILE
+from retrollm.corpus import CORPUS_SCHEMA, DOCUMENTS_FILE, iter_corpus
 from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
-from schemas import CorpusRecord, InputRef, Manifest, QARecord
+from retrollm.sharding import data_files
+from schemas import InputRef, Manifest, QARecord
 from schemas.retrieval import SparseQuery
 from stages.common import (
     Paths,
@@ -67,7 +68,8 @@ def dataset_folders(qa_root: Path) -> list[Path]:
 def check_inputs(paths: Paths, model: Path) -> dict[str, InputRef]:
     """Input refs after verifying the files read; refuses QA sets whose answerable flags
     came from another corpus."""
-    refs = {"corpus": checked_input(paths.corpus, "corpus", [DOCUMENTS_FILE])}
+    corpus_files = data_files(paths.corpus, CORPUS_SCHEMA, [DOCUMENTS_FILE])
+    refs = {"corpus": checked_input(paths.corpus, CORPUS_SCHEMA, corpus_files)}
     for folder in dataset_folders(paths.qa):
         ref = checked_input(folder, "qa")
         corpus_ref = read_manifest(folder, "qa").inputs.get("corpus")
@@ -95,7 +97,7 @@ def model_digest(folder: Path) -> str:
 
 
 def encode_corpus(encoder: SpladeEncoder, paths: Paths, batch_size: int) -> SparseDocIndex:
-    documents = [r.contents for r in read_records(paths.corpus / "documents.msgpack", CorpusRecord)]
+    documents = [r.contents for r in iter_corpus(paths.corpus)]
     expected = read_manifest(paths.corpus, "corpus").counts.get("documents", len(documents))
     if len(documents) != expected:
         raise ArtifactError(f"{paths.corpus}: {len(documents)} documents, manifest says {expected}")

@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 SECTIONS = {  # params.yaml section -> the typed model that reads it
     "paths": "stages.common:Paths",
     "artifacts": "stages.common:ArtifactsParams",
+    "ray": "retrollm.fanout:RayParams",
     "fetch_assets": "stages.fetch_assets:FetchAssetsParams",
     "prepare_corpus": "stages.prepare_corpus:PrepareCorpusParams",
     "prepare_qa": "stages.prepare_qa:PrepareQAParams",

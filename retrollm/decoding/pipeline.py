@@ -187,12 +187,14 @@ def verify_inputs(
 ) -> None:
     """Check every file the decoder will read against its manifest before loading it."""
     from retrollm.corpus import CORPUS_SCHEMA, DOCUMENTS_FILE
+    from retrollm.sharding import data_files
 
     verified_ref(paths.model, "model", None, content)
     if adapter is not None:
         verified_ref(Path(adapter), "adapter", None, content)
     verified_ref(paths.index, "index", None, content)
-    verified_ref(paths.corpus, CORPUS_SCHEMA, [DOCUMENTS_FILE], content)
+    corpus_files = data_files(paths.corpus, CORPUS_SCHEMA, [DOCUMENTS_FILE])
+    verified_ref(paths.corpus, CORPUS_SCHEMA, corpus_files, content)
     if retrieve:
         wanted = ["docs/", "queries/"] if stored_queries else ["docs/"]
         present = [w for w in wanted if w == "docs/" or (Path(paths.splade) / w).is_dir()]

@@ -8,6 +8,7 @@ build's peak is that of one shard, and the index returned is the memory-mapped o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -81,3 +82,26 @@ def load_index(
     """Memory-map the index saved at `path`, sharded (shards.json there) or not."""
     kind = ShardedIndex if (Path(path) / MANIFEST).is_file() else CorpusIndex
     return kind.load(path, expected_tokenizer_fingerprint, verify)
+
+
+def build_index_shard(
+    tokens: str,
+    doc_offsets: str,
+    out: str,
+    backend: str,
+    tokenizer_fingerprint: str,
+    manifest: dict[str, Any],
+) -> dict[str, int]:
+    """Shard job: index one tokens shard (its tokens and offsets .npy files) into the new
+    folder `out` and write its manifest (`manifest`: the Manifest fields the stage decides:
+    schema, params, inputs). Its peak memory follows the shard's size, not the corpus's."""
+    from retrollm.artifacts import write_manifest as write_stage_manifest
+    from schemas import Manifest
+
+    ids = np.load(tokens, mmap_mode="r")
+    offsets = np.load(doc_offsets)
+    index = CorpusIndex.build(ids, offsets, backend, tokenizer_fingerprint)
+    index.save(out)
+    counts = {"documents": index.n_docs, "tokens": index.n_tokens}
+    write_stage_manifest(Path(out), Manifest(**manifest, counts=counts))
+    return counts

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from retrollm.index.storage import IndexLoadError
+from retrollm.sharding import shard_folder as shard_folder  # one name for every sharded artifact
 
 FORMAT = "retrollm-sharded-index"
 FORMAT_VERSION = 1
@@ -32,10 +33,6 @@ class ShardEntry:
     n_docs: int
     token_start: int
     n_tokens: int
-
-
-def shard_folder(number: int) -> str:
-    return f"shard-{number:05d}"
 
 
 def shard_plan(
