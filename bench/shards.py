@@ -1,6 +1,7 @@
 """Sharded against unsharded index over the same synthetic tokens: build, queries, memory.
 
     python -m bench.shards --tokens 2000000 --shards 1 4 [--vocab 32768] [--threads 1]
+    python -m bench.shards --tokens 200000000 --shards 8 --fanout --workers 2
 
 Prints one JSON line per index (the unsharded CorpusIndex first, then one ShardedIndex
 per shard count) and a summary line. Each build and each query session runs in its own
@@ -9,6 +10,14 @@ every shard as soon as it is sorted, so its peak follows the shard size. The que
 memory-maps the saved index and reports its anonymous memory (RssAnon: what it allocated)
 apart from mapped index pages (RssFile: page cache, shared, dropped under pressure).
 Latencies are medians of single calls on a warm index, in microseconds (best of ROUNDS).
+
+With --fanout, each sharded index is built the way the build_index stage builds it: the
+tokens are cut into shard folders (what tokenize_corpus writes), then one
+build_index_shard job per shard runs through retrollm.fanout.run_jobs, once one after
+another in one process and once as Ray tasks on a local Ray of --workers CPUs. The row
+gives both wall times (Ray's start-up apart), the largest peak RSS of a shard job
+(ru_maxrss of the worker process that ran it) and checks that both index folders hold
+the same bytes; the queries then run on the Ray-built index.
 """
 
 from __future__ import annotations
@@ -65,6 +74,73 @@ def child_build(tokens_file: str, offsets_file: str, out: str, shards: str) -> d
         per = -(-(len(offsets) - 1) // int(shards))
         build_sharded(tokens, offsets, per, tokenizer_fingerprint="bench", out=out)
     return {"build_s": time.perf_counter() - start, "build_peak_rss": peak_rss(), "before": before}
+
+
+def shard_job(tokens: str, doc_offsets: str, out: str) -> dict[str, int]:
+    """One build_index_shard job, with the peak RSS of the process that ran it."""
+    from retrollm.index.sharded_build import build_index_shard
+
+    manifest = {"schema_name": "index-shard", "schema_version": 1, "stage": "bench.shards"}
+    before = rss_bytes()  # the worker's interpreter and kernels, not the job's
+    counts = build_index_shard(tokens, doc_offsets, out, "pydivsufsort", "bench", manifest)
+    return counts | {"peak_rss": peak_rss(), "extra_rss": peak_rss() - before}
+
+
+def child_fanout(tokens_file: str, offsets_file: str, out: str, shards: str, workers: str) -> dict:
+    """Shard folders of tokens, then the shard jobs sequentially and on a local Ray."""
+    from retrollm.fanout import RayParams, init_ray, run_jobs
+    from retrollm.index.shards import ShardEntry, shard_plan, write_manifest
+    from retrollm.sharding import shard_folder
+
+    tokens = np.load(tokens_file, mmap_mode="r")
+    offsets = np.load(offsets_file)
+    cuts = shard_plan(offsets, docs_per_shard=-(-(len(offsets) - 1) // int(shards)))
+    start = time.perf_counter()
+    calls, entries = [], []
+    for k in range(len(cuts) - 1):
+        a, b = int(cuts[k]), int(cuts[k + 1])
+        folder = Path(out) / "tokens" / shard_folder(k)
+        folder.mkdir(parents=True)
+        np.save(folder / "tokens.npy", tokens[offsets[a] : offsets[b]])
+        np.save(folder / "doc_offsets.npy", offsets[a : b + 1] - offsets[a])
+        calls.append(
+            {"tokens": str(folder / "tokens.npy"), "doc_offsets": str(folder / "doc_offsets.npy")}
+        )
+        entries.append(
+            ShardEntry(shard_folder(k), a, b - a, int(offsets[a]), int(offsets[b] - offsets[a]))
+        )
+    split_s = time.perf_counter() - start
+    figures: dict[str, Any] = {"split_s": split_s}
+    ray = RayParams(num_cpus=int(workers), object_store_mb=256)
+    for mode in ("sequential", "ray"):
+        index = Path(out) / mode
+        index.mkdir()
+        jobs = [call | {"out": str(index / shard_folder(k))} for k, call in enumerate(calls)]
+        if mode == "ray":
+            started = time.perf_counter()
+            init_ray(ray)
+            figures["ray_init_s"] = time.perf_counter() - started
+        start = time.perf_counter()
+        done = run_jobs(shard_job, jobs, ray if mode == "ray" else RayParams(enabled=False))
+        figures[f"{mode}_build_s"] = time.perf_counter() - start
+        figures[f"{mode}_job_peak_rss"] = max(d["peak_rss"] for d in done)
+        figures[f"{mode}_job_extra_rss"] = max(d["extra_rss"] for d in done)
+        write_manifest(index, entries, "bench", "pydivsufsort")
+    import ray as ray_module
+
+    ray_module.shutdown()
+    sequential, parallel = Path(out) / "sequential", Path(out) / "ray"
+    figures["same_bytes"] = all(
+        (parallel / f.relative_to(sequential)).read_bytes() == f.read_bytes()
+        for f in sequential.rglob("*")
+        if f.is_file()
+    )
+    shutil.rmtree(sequential)
+    shutil.rmtree(Path(out) / "tokens")
+    for child in parallel.iterdir():
+        child.rename(Path(out) / child.name)
+    parallel.rmdir()
+    return figures
 
 
 def child_query(tokens_file: str, offsets_file: str, index_dir: str, seed: str) -> dict[str, Any]:
@@ -131,6 +207,24 @@ def steps(index: Any, patterns: list[np.ndarray]) -> list[int]:
     return out
 
 
+def build_figures(build: dict[str, Any]) -> dict[str, Any]:
+    if "build_s" in build:
+        return {
+            "build_s": round(build["build_s"], 3),
+            "build_peak_rss": build["build_peak_rss"],
+            "build_extra_rss": build["build_peak_rss"] - build["before"],
+        }
+    return {
+        "split_s": round(build["split_s"], 3),
+        "sequential_build_s": round(build["sequential_build_s"], 3),
+        "ray_build_s": round(build["ray_build_s"], 3),
+        "ray_init_s": round(build["ray_init_s"], 3),
+        "job_peak_rss": build["ray_job_peak_rss"],  # a Ray worker process's peak
+        "job_extra_rss": build["ray_job_extra_rss"],  # above the worker's own start
+        "same_bytes": build["same_bytes"],
+    }
+
+
 def run_child(*args: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "bench.shards", "--child", *args],
@@ -149,11 +243,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sessions", type=int, default=2, help="query sessions per index")
+    parser.add_argument(
+        "--fanout", action="store_true", help="build shards as stage jobs: sequential vs Ray"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         mode, *rest = args.child
-        print(json.dumps(child_build(*rest) if mode == "build" else child_query(*rest)))
+        children = {"build": child_build, "fanout": child_fanout, "query": child_query}
+        print(json.dumps(children[mode](*rest)))
         return
     for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
@@ -164,7 +263,13 @@ def main(argv: list[str] | None = None) -> None:
         np.save(files[0], tokens)
         np.save(files[1], offsets)
         configs = [0, *args.shards]  # 0: the plain CorpusIndex
-        builds = {k: run_child("build", *files, str(work / f"index-{k}"), str(k)) for k in configs}
+        builds = {}
+        for k in configs:
+            out = str(work / f"index-{k}")
+            if args.fanout and k > 0:
+                builds[k] = run_child("fanout", *files, out, str(k), str(args.workers))
+            else:
+                builds[k] = run_child("build", *files, out, str(k))
         # Query sessions take turns (all indexes, then all again), so a busy stretch of a
         # shared machine does not fall on one index only; each figure is its best session.
         sessions: dict[int, list[dict[str, Any]]] = {k: [] for k in configs}
@@ -184,17 +289,17 @@ def main(argv: list[str] | None = None) -> None:
                 "index": "unsharded" if k == 0 else f"{k} shards",
                 "n_tokens": int(tokens.shape[0]),
                 "n_docs": len(offsets) - 1,
-                "build_s": round(build["build_s"], 3),
-                "build_peak_rss": build["build_peak_rss"],
-                "build_extra_rss": build["build_peak_rss"] - build["before"],
                 "bytes_per_token": round(disk / tokens.shape[0], 3),
+                **build_figures(build),
                 **query,
             }
             rows.append(row)
             print(json.dumps(row))
-        keys = ("build_s", "build_extra_rss", "count16_us", "next2_us", "locate4_us")
+        keys = ("build_s", "build_extra_rss", "sequential_build_s", "ray_build_s")
+        keys += ("job_peak_rss", "job_extra_rss", "count16_us", "next2_us", "locate4_us")
         keys += ("clue_step_us", "evidence_step_us", "rss_anon_after_queries")
-        print(json.dumps({"summary": {r["index"]: {k: r[k] for k in keys} for r in rows}}))
+        summary = {r["index"]: {k: r[k] for k in keys if k in r} for r in rows}
+        print(json.dumps({"summary": summary}))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,6 +1,6 @@
 """Shard jobs fanned out as Ray tasks, or run one after another in this process.
 
-A corpus stage cut into shards (docs/design.md §5) has one job per shard: a function of
+A corpus stage cut into shards (docs/design.md §11) has one job per shard: a function of
 plain arguments that writes its shard folder and returns a small summary. With more than
 one job and `ray.enabled`, each job is a Ray task (a local Ray sized by `num_cpus` and
 `object_store_mb`, or the cluster at `address`); the input every job shares is put in the
@@ -78,7 +78,7 @@ def _run_on_ray(
 
     started_here = not ray.is_initialized()
     if started_here:
-        _init_ray(ray, ray_params)
+        init_ray(ray_params)
     try:
         shared_ref = ray.put(shared)  # one copy in the object store, read by every task
         options: dict[str, Any] = {"num_cpus": ray_params.cpus_per_job, "max_retries": 0}
@@ -104,7 +104,10 @@ def _call_with_shared(job: Callable[..., T], call: dict[str, Any], shared: dict[
     return job(**call, **shared)
 
 
-def _init_ray(ray: Any, params: RayParams) -> None:
+def init_ray(params: RayParams) -> None:
+    """Join the cluster at `address`, or start a local Ray sized by the params."""
+    import ray
+
     if params.address is not None:
         ray.init(address=params.address, log_to_driver=True)
         return

@@ -1,4 +1,4 @@
-"""The folder layout of a sharded corpus-side artifact (corpus, tokens, index).
+"""The folder layout of a sharded corpus-side artifact (corpus, tokens, index; docs/design.md §11).
 
 One shard (the default) is the plain layout every stage has always written. With
 `prepare_corpus.docs_per_shard`, the corpus and everything made from it shard by shard

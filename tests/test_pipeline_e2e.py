@@ -1,9 +1,11 @@
 """End to end: `dvc repro` of the tiny profile in a temporary copy of the repository.
 
-Checks the graph runs, that a second `dvc repro` does nothing, that a second copy
-reproduced from scratch has the same hash for every output, that push -> clone -> pull
-gives a clone `dvc status` calls up to date, and that changing one param reruns only the
-stages that depend on it.
+The tiny profile cuts its corpus into four shards, so tokens and index are built by
+shard jobs on a local Ray. Checks the graph runs, that a second `dvc repro` does nothing,
+that a second copy reproduced from scratch has the same hash for every output, that push
+-> clone -> pull gives a clone `dvc status` calls up to date, that changing one param
+reruns only the stages that depend on it, and that appending documents rebuilds only the
+shards that changed.
 """
 
 from __future__ import annotations
@@ -222,7 +224,7 @@ def test_a_pulled_clone_is_up_to_date(tiny_repo: Path, tmp_path: Path) -> None:
 
     # One flipped byte in a blob of the remote: a clone pulls it, and the stage that
     # reads it refuses it, naming the file.
-    tokens = (tiny_repo / "data/tokens/tokens.npy").read_bytes()
+    tokens = (tiny_repo / "data/tokens/shard-00001/tokens.npy").read_bytes()
     digest = hashlib.md5(tokens).hexdigest()
     blob = tmp_path / "remote" / "files" / "md5" / digest[:2] / digest[2:]
     assert blob.is_file(), blob
@@ -241,7 +243,7 @@ def test_a_pulled_clone_is_up_to_date(tiny_repo: Path, tmp_path: Path) -> None:
         timeout=REPRO_TIMEOUT_S,
     )
     assert stage.returncode != 0
-    assert "data/tokens/tokens.npy" in stage.stderr, stage.stderr[-2000:]
+    assert "data/tokens/shard-00001/tokens.npy" in stage.stderr, stage.stderr[-2000:]
 
 
 def test_changing_one_param_reruns_only_its_dependents(tiny_repo: Path) -> None:
@@ -254,3 +256,20 @@ def test_changing_one_param_reruns_only_its_dependents(tiny_repo: Path) -> None:
     assert "tokenize_corpus" in ran, output
     assert not ran & {"fetch_assets", "prepare_corpus", "prepare_qa@tiny", "prepare_model"}
     assert not ran & {"sparse_expand", "dense_index"}, "they do not read the tokens"
+
+
+def test_appending_documents_rebuilds_only_the_shards_that_changed(tiny_repo: Path) -> None:
+    """Two documents appended to the source: the first three shards (6 documents each)
+    are unchanged, so tokenize_corpus and build_index copy them and redo the last only."""
+    source = tiny_repo / "tests/fixtures/corpus.jsonl"
+    added = [
+        json.dumps({"id": f"appended-{n}", "contents": f"Appended {n}\nA new document {n}."})
+        for n in range(2)
+    ]
+    source.write_text(source.read_text() + "\n".join(added) + "\n")
+    output = _dvc(tiny_repo, "repro", "build_index")
+    assert {"prepare_corpus", "tokenize_corpus", "build_index"} <= _ran(output), output
+    assert output.count("shards_reused=3") == 2, output  # tokenize_corpus and build_index
+    manifest = json.loads((tiny_repo / "data/index/manifest.json").read_text())
+    assert manifest["counts"]["documents"] == 23
+    assert "up to date" in _dvc(tiny_repo, "status", "build_index")
