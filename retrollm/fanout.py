@@ -87,12 +87,17 @@ def _run_on_ray(
         task = ray.remote(_call_with_shared).options(**options)
         pending = {task.remote(job, call, shared_ref): n for n, call in enumerate(calls)}
         results: list[Any] = [None] * len(calls)
-        with tqdm(total=len(calls), desc=f"{desc} (ray)", unit="shard") as bar:
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                for ref in done:
-                    results[pending.pop(ref)] = ray.get(ref)
-                    bar.update(1)
+        try:
+            with tqdm(total=len(calls), desc=f"{desc} (ray)", unit="shard") as bar:
+                while pending:
+                    done, _ = ray.wait(list(pending), num_returns=1)
+                    for ref in done:
+                        results[pending.pop(ref)] = ray.get(ref)
+                        bar.update(1)
+        finally:
+            # A failed job fails the stage: the others must not write on into its folder.
+            for ref in pending:
+                ray.cancel(ref, force=True)
         return results
     finally:
         if started_here:
@@ -113,6 +118,7 @@ def init_ray(params: RayParams) -> None:
         return
     path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
     ray.init(
+        address="local",  # never a cluster found through RAY_ADDRESS or an earlier `ray start`
         num_cpus=params.num_cpus,
         object_store_memory=params.object_store_mb * 2**20,
         include_dashboard=False,

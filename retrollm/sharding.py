@@ -4,21 +4,25 @@ One shard (the default) is the plain layout every stage has always written. With
 `prepare_corpus.docs_per_shard`, the corpus and everything made from it shard by shard
 are folders of shard folders (shard-00000, ...), each a contiguous run of documents with
 its own manifest; the artifact's manifest lists them under `extra.shards` in corpus order
-with the global document number where each starts. A shard's manifest names the
-upstream shard it was made from, so a rerun copies every shard whose input and params
-are unchanged instead of rebuilding it (incremental corpus growth).
+with the global document number where each starts. A shard's manifest names what it was
+made from (the upstream shard's content, the code of the job), so a rerun copies every
+shard whose inputs, params and code are unchanged instead of rebuilding it (incremental
+corpus growth).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from retrollm.artifacts import MANIFEST, ArtifactError, read_manifest, verify_files
+from retrollm.artifacts import _fingerprint as manifest_fingerprint  # one formula, not two
 from schemas.manifest import Manifest
 
 __all__ = [
@@ -27,6 +31,7 @@ __all__ = [
     "data_files",
     "listed_shards",
     "reuse_shard",
+    "shard_content",
     "shard_folder",
     "shard_paths",
 ]
@@ -49,16 +54,23 @@ class ShardInfo(BaseModel):
     n_docs: int
 
 
-def listed_shards(manifest: Manifest) -> list[ShardInfo] | None:
-    """The shards of a sharded artifact, checked to tile its documents; None: unsharded."""
+def listed_shards(manifest: Manifest, where: Path | str = "") -> list[ShardInfo] | None:
+    """The shards of a sharded artifact, checked to tile its documents; None: unsharded.
+    `where`: the artifact's folder, for the error messages."""
     raw = manifest.extra.get(SHARDS_KEY)
     if raw is None:
         return None
-    shards = [ShardInfo.model_validate(entry) for entry in raw]
+    file = Path(where) / MANIFEST
+    try:
+        shards = [ShardInfo.model_validate(entry) for entry in raw]
+    except (ValidationError, TypeError) as error:
+        raise ArtifactError(f"{file}: malformed shard list ({error})") from error
     start = 0
     for shard in shards:
-        if shard.doc_start != start or Path(shard.folder).name != shard.folder:
-            raise ArtifactError(f"shard {shard.folder!r} does not start at document {start}")
+        if Path(shard.folder).name != shard.folder or shard.folder in ("", ".", ".."):
+            raise ArtifactError(f"{file}: shard folder {shard.folder!r} is not a plain name")
+        if shard.doc_start != start or shard.n_docs < 0:
+            raise ArtifactError(f"{file}: shard {shard.folder} does not start at document {start}")
         start += shard.n_docs
     return shards
 
@@ -67,7 +79,7 @@ def shard_paths(folder: Path, schema_name: str) -> list[tuple[ShardInfo, Path]]:
     """(shard, its folder) of an artifact in corpus order; an unsharded artifact is one
     shard, the folder itself."""
     manifest = read_manifest(folder, schema_name)
-    shards = listed_shards(manifest)
+    shards = listed_shards(manifest, folder)
     if shards is None:
         n_docs = manifest.counts.get("documents", 0)
         return [(ShardInfo(folder=".", doc_start=0, n_docs=n_docs), Path(folder))]
@@ -77,33 +89,56 @@ def shard_paths(folder: Path, schema_name: str) -> list[tuple[ShardInfo, Path]]:
 def data_files(folder: Path, schema_name: str, names: Iterable[str]) -> list[str]:
     """The manifest names of `names` in every shard (for checked_input)."""
     names = list(names)
-    shards = listed_shards(read_manifest(folder, schema_name))
+    shards = listed_shards(read_manifest(folder, schema_name), folder)
     if shards is None:
         return names
     return [f"{shard.folder}/{name}" for shard in shards for name in names]
 
 
+def shard_content(manifest: Manifest, shard: str) -> str:
+    """sha256 of one shard's files as the artifact's own manifest records them: the key
+    of what is made from the shard, taken from hashes its reader has just verified (a
+    shard's own manifest is covered by no other, so it is not trusted for this)."""
+    prefix = f"{shard}/"
+    files = {name: digest for name, digest in manifest.files.items() if name.startswith(prefix)}
+    if not files:
+        raise ArtifactError(f"shard {shard}: no files listed in its artifact's manifest")
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
 def reuse_shard(
-    previous: Path, target: Path, schema_name: str, params: dict[str, Any], inputs: dict[str, str]
-) -> Manifest | None:
-    """Copy the shard folder `previous` (a shard of the last output) to `target` when its
-    manifest was made with the same params from the same inputs (fingerprints); returns
-    its manifest, or None when it must be rebuilt."""
+    previous: Path,
+    target: Path,
+    schema_name: str,
+    schema_version: int,
+    params: dict[str, Any],
+    inputs: dict[str, str],
+) -> bool:
+    """Copy the shard folder `previous` (a shard of the last output) to `target` when it
+    is intact and was made by this schema version with the same params from the same
+    inputs (fingerprints: upstream shard content, job code); False: rebuild it."""
     if not (previous / MANIFEST).is_file():
-        return None
+        return False
     try:
         manifest = read_manifest(previous, schema_name)
     except ArtifactError:
-        return None
+        return False
     made_from = {key: ref.fingerprint for key, ref in manifest.inputs.items()}
-    if manifest.params != params or made_from != inputs:
-        return None
+    if (manifest.schema_version, manifest.params, made_from) != (schema_version, params, inputs):
+        return False
+    if manifest_fingerprint(manifest) != manifest.fingerprint:
+        return False  # an edited manifest
+    on_disk = {str(p.relative_to(previous)) for p in previous.rglob("*") if p.is_file()} - {
+        MANIFEST
+    }
+    if on_disk != set(manifest.files):
+        return False  # files it does not list (or lost ones) are not carried forward
     try:  # a damaged copy is rebuilt, never carried forward
         verify_files(previous, manifest, None, content=True)
     except (ArtifactError, OSError):
-        return None
+        return False
     shutil.copytree(previous, target, copy_function=_link_or_copy)
-    return manifest
+    return True
 
 
 def _link_or_copy(source: str, destination: str) -> None:

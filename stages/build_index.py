@@ -13,21 +13,36 @@ import os
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import Field
 
-from retrollm.artifacts import atomic_dir, read_manifest, write_manifest
+from retrollm.artifacts import (
+    ArtifactError,
+    atomic_dir,
+    code_fingerprint,
+    read_manifest,
+    write_manifest,
+)
 from retrollm.fanout import RayParams, load_ray_params, run_jobs
 from retrollm.index import CorpusIndex
 from retrollm.index.sharded_build import build_index_shard
 from retrollm.index.shards import ShardEntry
 from retrollm.index.shards import write_manifest as write_shards_json
-from retrollm.sharding import SHARDS_KEY, data_files, listed_shards, reuse_shard, shard_paths
+from retrollm.sharding import (
+    SHARDS_KEY,
+    data_files,
+    listed_shards,
+    reuse_shard,
+    shard_content,
+    shard_paths,
+)
 from retrollm.tokenization import OFFSETS_FILE, TOKENS_FILE, load_tokens
 from schemas import InputRef, Manifest
 from stages.common import Paths, StageParams, checked_input, load_params, load_paths, run_stage
 
 SCHEMA_VERSION = 1
 SHARD_SCHEMA = "index-shard"
+CODE = ["retrollm/index"]  # what decides a shard index's bytes
 
 
 class BuildIndexParams(StageParams):
@@ -43,7 +58,7 @@ def main(params: BuildIndexParams, paths: Paths, ray: RayParams | None = None) -
     tokens_ref = checked_input(paths.tokens, "tokens", files)
     tokens_manifest = read_manifest(paths.tokens, "tokens")
     fingerprint = tokens_manifest.extra["tokenizer_fingerprint"]
-    sharded = listed_shards(tokens_manifest) is not None
+    sharded = listed_shards(tokens_manifest, paths.tokens) is not None
     with atomic_dir(paths.index) as out:
         extra: dict[str, object] = {"tokenizer_fingerprint": fingerprint}
         reused = 0
@@ -76,41 +91,42 @@ def build_shards(
     params: BuildIndexParams, paths: Paths, ray: RayParams, fingerprint: str, out: Path
 ) -> tuple[dict[str, int], list[dict[str, object]], int]:
     """One shard index per tokens shard (a shard of the last output made with these params
-    from the same tokens shard is copied), then shards.json, which ShardedIndex loads."""
+    and this code from the same tokens shard is copied), then shards.json, which
+    ShardedIndex loads."""
     shard_params = params.model_dump(mode="json")
-    per_shard: dict[str, dict[str, int]] = {}
-    calls = []
+    code = InputRef(path="retrollm/index", schema_name="code", fingerprint=code_fingerprint(CODE))
+    tokens_manifest = read_manifest(paths.tokens, "tokens")
     tokens_shards = shard_paths(paths.tokens, "tokens")
+    calls, entries, token_start = [], [], 0
     for info, folder in tokens_shards:
-        tokens_shard = read_manifest(folder, "tokens-shard")
-        source = InputRef(
-            path=str(folder), schema_name="tokens-shard", fingerprint=tokens_shard.fingerprint
-        )
-        previous = paths.index / info.folder
-        made_from = {"tokens": source.fingerprint}
-        reused = reuse_shard(previous, out / info.folder, SHARD_SCHEMA, shard_params, made_from)
-        if reused is not None:
-            per_shard[info.folder] = reused.counts
+        content = shard_content(tokens_manifest, info.folder)
+        source = InputRef(path=str(folder), schema_name="tokens-shard", fingerprint=content)
+        # The shard's size from its verified offsets, not from any manifest's counts.
+        n_tokens = int(np.load(folder / OFFSETS_FILE)[-1])
+        entries.append(ShardEntry(info.folder, info.doc_start, info.n_docs, token_start, n_tokens))
+        token_start += n_tokens
+        made_from = {"tokens": content, "code": code.fingerprint}
+        previous, target = paths.index / info.folder, out / info.folder
+        if reuse_shard(previous, target, SHARD_SCHEMA, SCHEMA_VERSION, shard_params, made_from):
             continue
         manifest = {
             "schema_name": SHARD_SCHEMA,
             "schema_version": SCHEMA_VERSION,
             "stage": "build_index",
             "params": shard_params,
-            "inputs": {"tokens": source},
+            "inputs": {"tokens": source, "code": code},
         }
-        target = str(out / info.folder)
-        files = {"tokens": str(folder / TOKENS_FILE), "doc_offsets": str(folder / OFFSETS_FILE)}
-        calls.append(files | {"out": target, "manifest": manifest})
+        # Absolute paths: a worker of a cluster runs in its own working directory.
+        files = {
+            "tokens": str((folder / TOKENS_FILE).resolve()),
+            "doc_offsets": str((folder / OFFSETS_FILE).resolve()),
+        }
+        calls.append(files | {"out": str(target.resolve()), "manifest": manifest})
     shared = {"backend": params.backend, "tokenizer_fingerprint": fingerprint}
-    done = run_jobs(build_index_shard, calls, ray, shared, "index")
-    for call, counts in zip(calls, done, strict=True):
-        per_shard[Path(call["out"]).name] = counts
-    entries, token_start = [], 0
-    for info, _ in tokens_shards:
-        n_tokens = per_shard[info.folder]["tokens"]
-        entries.append(ShardEntry(info.folder, info.doc_start, info.n_docs, token_start, n_tokens))
-        token_start += n_tokens
+    run_jobs(build_index_shard, calls, ray, shared, "index")
+    for entry in entries:
+        if not (out / entry.folder / "manifest.json").is_file():
+            raise ArtifactError(f"{out / entry.folder}: the shard job wrote no manifest")
     write_shards_json(out, entries, fingerprint, params.backend)
     totals = {"documents": sum(e.n_docs for e in entries), "tokens": token_start}
     shards = [info.model_dump() for info, _ in tokens_shards]

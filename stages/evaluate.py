@@ -205,17 +205,20 @@ def _inputs(
         "qa": (paths.qa / dataset, "qa", [f"{split}.msgpack"]),
         "model": (paths.model, "model", None),
     }
-    corpus: Input = (paths.corpus, "corpus", data_files(paths.corpus, "corpus", [DOCUMENTS_FILE]))
+
+    def corpus() -> Input:  # read only by the methods that retrieve
+        return (paths.corpus, "corpus", data_files(paths.corpus, "corpus", [DOCUMENTS_FILE]))
+
     if spec.kind.startswith("rag"):
         offsets = data_files(paths.tokens, "tokens", [OFFSETS_FILE])
-        inputs |= {"corpus": corpus, "tokens": (paths.tokens, "tokens", offsets)}
+        inputs |= {"corpus": corpus(), "tokens": (paths.tokens, "tokens", offsets)}
     if rag_retriever(spec, paths) == "dense":
         inputs["dense"] = (dense, DENSE_SCHEMA, None)
     if spec.kind == "rag-lora":
         inputs["rag_trainset"] = (paths.rag_trainset, "trainset", [])
         inputs["rag_adapter"] = (paths.rag_adapter, "adapter", None)
     if spec.kind == "retrollm":
-        inputs |= {"corpus": corpus, "index": (paths.index, "index", None)}
+        inputs |= {"corpus": corpus(), "index": (paths.index, "index", None)}
         inputs["splade"] = (paths.splade, "splade", None)
     if spec.adapter:
         inputs["adapter"] = (paths.adapter, "adapter", None)

@@ -11,20 +11,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from pydantic import Field
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from retrollm.artifacts import ArtifactError, atomic_dir, read_manifest, write_manifest
+from retrollm.artifacts import (
+    MANIFEST,
+    ArtifactError,
+    atomic_dir,
+    code_fingerprint,
+    read_manifest,
+    write_manifest,
+)
 from retrollm.corpus import CORPUS_SCHEMA, DOCUMENTS_FILE, load_corpus
 from retrollm.fanout import RayParams, load_ray_params, run_jobs
 from retrollm.models import load_tokenizer, tokenizer_files, tokenizer_fingerprint
-from retrollm.sharding import SHARDS_KEY, data_files, listed_shards, reuse_shard, shard_paths
-from retrollm.tokenization import smallest_uint, tokenize_corpus, tokenize_shard
+from retrollm.sharding import (
+    SHARDS_KEY,
+    data_files,
+    listed_shards,
+    reuse_shard,
+    shard_content,
+    shard_paths,
+)
+from retrollm.tokenization import OFFSETS_FILE, smallest_uint, tokenize_corpus, tokenize_shard
 from schemas import InputRef, Manifest
 from stages.common import Paths, StageParams, checked_input, load_params, load_paths, run_stage
 
 SCHEMA_VERSION = 1
 SHARD_SCHEMA = "tokens-shard"
+CODE = ["retrollm/tokenization.py"]  # what decides a shard's ids, beside the tokenizer
 
 
 class TokenizeCorpusParams(StageParams):
@@ -60,7 +76,7 @@ def main(
     tokenizer = load_tokenizer(paths.model)
     fingerprint = checked_fingerprint(paths, tokenizer)
     corpus_manifest = read_manifest(paths.corpus, CORPUS_SCHEMA)
-    sharded = listed_shards(corpus_manifest) is not None
+    sharded = listed_shards(corpus_manifest, paths.corpus) is not None
     with atomic_dir(paths.tokens) as out:
         reused = 0
         if sharded:
@@ -122,41 +138,51 @@ def tokenize_shards(
     model: InputRef,
     out: Path,
 ) -> tuple[dict[str, int], list[dict[str, object]], int]:
-    """One job per corpus shard; a shard of the last output made with these params from
-    the same corpus shard and model is copied, not redone."""
+    """One job per corpus shard; a shard of the last output made with these params and
+    this code from the same corpus shard and model is copied, not redone."""
     shard_params = params.model_dump(mode="json")
-    per_shard: dict[str, dict[str, int]] = {}
-    calls = []
+    code = InputRef(
+        path="retrollm/tokenization.py", schema_name="code", fingerprint=code_fingerprint(CODE)
+    )
+    corpus_manifest = read_manifest(paths.corpus, CORPUS_SCHEMA)
     corpus_shards = shard_paths(paths.corpus, CORPUS_SCHEMA)
+    calls = []
     for info, folder in corpus_shards:
-        corpus_shard = read_manifest(folder, "corpus-shard")
-        source = InputRef(
-            path=str(folder), schema_name="corpus-shard", fingerprint=corpus_shard.fingerprint
-        )
-        made_from = {"corpus": source.fingerprint, "model": model.fingerprint}
-        previous = paths.tokens / info.folder
-        reused = reuse_shard(previous, out / info.folder, SHARD_SCHEMA, shard_params, made_from)
-        if reused is not None:
-            per_shard[info.folder] = reused.counts
+        content = shard_content(corpus_manifest, info.folder)
+        source = InputRef(path=str(folder), schema_name="corpus-shard", fingerprint=content)
+        made_from = {"corpus": content, "model": model.fingerprint, "code": code.fingerprint}
+        previous, target = paths.tokens / info.folder, out / info.folder
+        if reuse_shard(previous, target, SHARD_SCHEMA, SCHEMA_VERSION, shard_params, made_from):
             continue
         manifest = {
             "schema_name": SHARD_SCHEMA,
             "schema_version": SCHEMA_VERSION,
             "stage": "tokenize_corpus",
             "params": shard_params,
-            "inputs": {"corpus": source, "model": model},
+            "inputs": {"corpus": source, "model": model, "code": code},
         }
-        documents, target = str(folder / DOCUMENTS_FILE), str(out / info.folder)
-        calls.append({"documents": documents, "out": target, "manifest": manifest})
+        # Absolute paths: a worker of a cluster runs in its own working directory.
+        documents = str((folder / DOCUMENTS_FILE).resolve())
+        calls.append({"documents": documents, "out": str(target.resolve()), "manifest": manifest})
     shared = {"tokenizer": tokenizer, "batch_size": params.batch_size}
-    done = run_jobs(tokenize_shard, calls, ray, shared, "tokenize")
-    for call, counts in zip(calls, done, strict=True):
-        per_shard[Path(call["out"]).name] = counts
+    run_jobs(tokenize_shard, calls, ray, shared, "tokenize")
+    per_shard = [shard_counts(out / info.folder) for info, _ in corpus_shards]
+    totals = {key: sum(counts[key] for counts in per_shard) for key in per_shard[0]}
     shards = [info.model_dump() for info, _ in corpus_shards]
-    totals = {
-        key: sum(c[key] for c in per_shard.values()) for key in next(iter(per_shard.values()))
-    }
     return totals, shards, len(shards) - len(calls)
+
+
+def shard_counts(folder: Path) -> dict[str, int]:
+    """A tokens shard's counts from its offsets (written by a job or copied: the file is
+    the truth, whatever a manifest says)."""
+    if not (folder / MANIFEST).is_file():
+        raise ArtifactError(f"{folder}: the shard job wrote no manifest")
+    sizes = np.diff(np.load(folder / OFFSETS_FILE))
+    return {
+        "documents": int(sizes.size),
+        "tokens": int(sizes.sum()),
+        "empty_documents": int((sizes == 0).sum()),
+    }
 
 
 if __name__ == "__main__":

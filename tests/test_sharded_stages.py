@@ -15,7 +15,7 @@ from retrollm.artifacts import ArtifactError, read_manifest
 from retrollm.corpus import load_corpus
 from retrollm.fanout import RayParams, run_jobs
 from retrollm.index import CorpusIndex, ShardedIndex, load_index
-from retrollm.sharding import data_files, listed_shards
+from retrollm.sharding import data_files, listed_shards, shard_content
 from retrollm.tokenization import load_doc_offsets, load_tokens
 from schemas import Manifest
 from stages import build_index, prepare_corpus, tokenize_corpus
@@ -121,7 +121,12 @@ def test_each_shard_has_its_manifest_and_readers_check_every_shard(
     ]
     index_shard = read_manifest(paths.index / "shard-00001", "index-shard")
     tokens_shard = read_manifest(paths.tokens / "shard-00001", "tokens-shard")
-    assert index_shard.inputs["tokens"].fingerprint == tokens_shard.fingerprint
+    # Made from the tokens shard's files as the (verified) tokens manifest records them.
+    content = shard_content(read_manifest(paths.tokens), "shard-00001")
+    assert index_shard.inputs["tokens"].fingerprint == content
+    assert {f"shard-00001/{name}" for name in tokens_shard.files} == {
+        name for name in read_manifest(paths.tokens).files if name.startswith("shard-00001/")
+    }
     # A flipped byte in one shard's documents is caught by the next stage that reads it.
     documents = paths.corpus / "shard-00002" / "documents.msgpack"
     data = bytearray(documents.read_bytes())
@@ -167,13 +172,12 @@ def test_appending_documents_rebuilds_only_the_shards_that_changed(
         )
 
 
-def test_a_damaged_or_foreign_shard_is_rebuilt(
+def test_a_damaged_foreign_or_padded_shard_is_rebuilt(
     tmp_path: Path, fixture_corpus_path: Path, tiny_model_dir: Path
 ) -> None:
     paths, _ = _build(tmp_path / "out", fixture_corpus_path, tiny_model_dir, 4)
-    fresh = {
-        stage: read_manifest(getattr(paths, stage)).fingerprint for stage in ("tokens", "index")
-    }
+    stages = ("tokens", "index")
+    fresh = {stage: read_manifest(getattr(paths, stage)).fingerprint for stage in stages}
     tokens_file = paths.tokens / "shard-00001" / "tokens.npy"
     data = bytearray(tokens_file.read_bytes())
     data[-1] ^= 0x01
@@ -181,17 +185,47 @@ def test_a_damaged_or_foreign_shard_is_rebuilt(
     tokens_file.write_bytes(bytes(data))
     shard_manifest = paths.index / "shard-00003" / "manifest.json"
     foreign = Manifest.model_validate_json(shard_manifest.read_text())
-    shard_manifest.unlink()
+    shard_manifest.unlink()  # params edited, fingerprint left: an edited manifest
     shard_manifest.write_text(
-        foreign.model_copy(update={"params": {"backend": "x"}}).model_dump_json()
+        foreign.model_copy(update={"params": {"backend": "pysais"}}).model_dump_json()
     )
+    (paths.index / "shard-00004" / "stray.npy").write_bytes(b"not listed")
 
     tokens_counts = tokenize_corpus.main(tokenize_corpus.TokenizeCorpusParams(batch_size=3), paths)
     index_counts = build_index.main(build_index.BuildIndexParams(), paths)
     assert tokens_counts["shards_reused"] == 5  # all but the damaged one
-    # The rebuilt tokens shard has its old fingerprint, so only the foreign one is redone.
-    assert index_counts["shards_reused"] == 5
-    assert {stage: read_manifest(getattr(paths, stage)).fingerprint for stage in fresh} == fresh
+    # The rebuilt tokens shard holds its old bytes, so its index shard is still reusable;
+    # the edited one and the one with a file its manifest does not list are redone.
+    assert index_counts["shards_reused"] == 4
+    assert not (paths.index / "shard-00004" / "stray.npy").exists()
+    assert {stage: read_manifest(getattr(paths, stage)).fingerprint for stage in stages} == fresh
+
+
+def test_changed_code_rebuilds_every_shard(
+    tmp_path: Path, fixture_corpus_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths, _ = _build(tmp_path / "out", fixture_corpus_path, tiny_model_dir, 4)
+    monkeypatch.setattr(build_index, "code_fingerprint", lambda sources: "edited index code")
+    assert build_index.main(build_index.BuildIndexParams(), paths)["shards_reused"] == 0
+    tokens_counts = tokenize_corpus.main(tokenize_corpus.TokenizeCorpusParams(batch_size=3), paths)
+    assert tokens_counts["shards_reused"] == 6  # its own code did not change
+
+
+def test_a_shard_list_that_leaves_the_folder_is_refused(tmp_path: Path) -> None:
+    manifest = Manifest(
+        schema_name="corpus",
+        schema_version=1,
+        stage="test",
+        extra={"shards": [{"folder": "..", "doc_start": 0, "n_docs": 1}]},
+    )
+    with pytest.raises(ArtifactError, match=r"manifest\.json: shard folder '\.\.' is not"):
+        listed_shards(manifest, tmp_path)
+    manifest.extra["shards"] = [{"folder": "shard-00000", "doc_start": 3, "n_docs": 1}]
+    with pytest.raises(ArtifactError, match="does not start at document 0"):
+        listed_shards(manifest, tmp_path)
+    manifest.extra["shards"] = [{"folder": "shard-00000"}]
+    with pytest.raises(ArtifactError, match="malformed shard list"):
+        listed_shards(manifest, tmp_path)
 
 
 def _square(x: int, offset: int) -> int:
