@@ -2,7 +2,7 @@
 
     python -m bench.index --tokens 10000000 --vocab 32768 [--threads 1] [--real DIR]
 
-Prints one JSON line. Builds run in child processes so that peak_rss_bytes (ru_maxrss of
+Prints one JSON line. Builds run in child processes so that peak_rss_bytes (VmHWM of
 the child that builds) is the build's own high-water mark; build_extra_rss_bytes subtracts
 the child's RSS just before the build call (interpreter, numba and the input tokens already
 in memory), which is what the build itself allocates. Latencies are medians of
@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -44,6 +43,17 @@ def synthetic_corpus(n_tokens: int, vocab: int, seed: int) -> tuple[np.ndarray, 
     return tokens, offsets
 
 
+def peak_rss() -> int:
+    """This process's peak resident memory, bytes: VmHWM, which starts afresh at exec
+    (ru_maxrss carries the parent's peak over a fork and exec, so a child would report
+    the parent's synthetic-corpus peak as its own)."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("/proc/self/status has no VmHWM line (Linux only)")
+
+
 def rss_bytes() -> int:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -59,7 +69,7 @@ def child_build(tokens_file: str, offsets_file: str, out: str, backend: str) -> 
     start = time.perf_counter()
     index = CorpusIndex.build(tokens, offsets, backend=backend, tokenizer_fingerprint="bench")
     build_s = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss()
     start = time.perf_counter()
     index.save(out)
     return {

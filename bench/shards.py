@@ -5,7 +5,7 @@
 
 Prints one JSON line per index (the unsharded CorpusIndex first, then one ShardedIndex
 per shard count) and a summary line. Each build and each query session runs in its own
-child process, so its peak RSS (ru_maxrss) is that job's alone: a sharded build writes
+child process, so its peak RSS (VmHWM) is that job's alone: a sharded build writes
 every shard as soon as it is sorted, so its peak follows the shard size. The query child
 memory-maps the saved index and reports its anonymous memory (RssAnon: what it allocated)
 apart from mapped index pages (RssFile: page cache, shared, dropped under pressure).
@@ -16,7 +16,7 @@ tokens are cut into shard folders (what tokenize_corpus writes), then one
 build_index_shard job per shard runs through retrollm.fanout.run_jobs, once one after
 another in one process and once as Ray tasks on a local Ray of --workers CPUs. The row
 gives both wall times (Ray's start-up apart), the largest peak RSS of a shard job
-(ru_maxrss of the worker process that ran it) and checks that both index folders hold
+(VmHWM of the worker process that ran it) and checks that both index folders hold
 the same bytes; the queries then run on the Ray-built index.
 """
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.index import median_us, rss_bytes, spans, synthetic_corpus, timed
+from bench.index import median_us, peak_rss, rss_bytes, spans, synthetic_corpus, timed
 
 PATTERNS = 1000
 RESTRICT_DOCS = 25
@@ -54,10 +53,6 @@ def memory() -> dict[str, int]:
             if key in ("RssAnon", "RssFile"):
                 found[key] = int(value.split()[0]) * 1024
     return found
-
-
-def peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def child_build(tokens_file: str, offsets_file: str, out: str, shards: str) -> dict[str, Any]:
