@@ -113,6 +113,7 @@ def init_ray(params: RayParams) -> None:
     """Join the cluster at `address`, or start a local Ray sized by the params."""
     import ray
 
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a pipeline run reports nowhere
     if params.address is not None:
         ray.init(address=params.address, log_to_driver=True)
         return
