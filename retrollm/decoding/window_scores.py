@@ -62,7 +62,9 @@ class WindowScores:
     def _cached(
         self, jobs: Sequence[tuple[str, Sequence[str]]], questions: list[str], embed: Any
     ) -> list[np.ndarray]:
-        wanted = {text for _, texts in jobs for text in texts}
+        # Ordered by first use in the batch, not a set: eviction must not depend on the
+        # interpreter's string hash seed.
+        wanted = list(dict.fromkeys(text for _, texts in jobs for text in texts))
         missing = sorted(t for t in wanted if t not in self._vectors)
         self.embedded += len(missing)
         vectors = embed([*questions, *missing])
