@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from retrollm.artifacts import MANIFEST, ArtifactError, read_manifest, verify_files
 from retrollm.artifacts import _fingerprint as manifest_fingerprint  # one formula, not two
-from schemas.manifest import Manifest
+from schemas.manifest import InputRef, Manifest
 
 __all__ = [
     "SHARDS_KEY",
     "ShardInfo",
+    "ShardJobs",
+    "checked_shards",
     "data_files",
     "listed_shards",
+    "plan_shard_jobs",
     "reuse_shard",
     "shard_content",
     "shard_folder",
@@ -60,7 +64,12 @@ def listed_shards(manifest: Manifest, where: Path | str = "") -> list[ShardInfo]
     raw = manifest.extra.get(SHARDS_KEY)
     if raw is None:
         return None
-    file = Path(where) / MANIFEST
+    return checked_shards(raw, Path(where) / MANIFEST)
+
+
+def checked_shards(raw: Any, file: Path) -> list[ShardInfo]:
+    """A shard list as written (a list of ShardInfo dicts), checked to tile documents
+    0..n from plain folder names; `file` names where it was read, for the errors."""
     try:
         shards = [ShardInfo.model_validate(entry) for entry in raw]
     except (ValidationError, TypeError) as error:
@@ -104,6 +113,62 @@ def shard_content(manifest: Manifest, shard: str) -> str:
     if not files:
         raise ArtifactError(f"shard {shard}: no files listed in its artifact's manifest")
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class ShardJobs:
+    """What a stage that works shard by shard has to do: its upstream's shards in corpus
+    order, a job call for each shard that is not carried forward, and how many were."""
+
+    shards: list[tuple[ShardInfo, Path]]
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    reused: int = 0
+
+    def listing(self) -> list[dict[str, Any]]:
+        """The shard list of the stage's own output (the same shards as its upstream's)."""
+        return [info.model_dump() for info, _ in self.shards]
+
+
+def plan_shard_jobs(
+    upstream: Path,
+    upstream_schema: str,
+    files: Mapping[str, str],
+    previous: Path,
+    out: Path,
+    shard_manifest: Mapping[str, Any],
+    refs: Mapping[str, InputRef],
+) -> ShardJobs:
+    """One job call per shard of `upstream`: `files` maps a job argument to the name of
+    the upstream shard file it reads (absolute paths: a cluster worker runs elsewhere),
+    `out` is the new shard folder, `manifest` the Manifest fields of the shard it writes
+    (`shard_manifest`: schema_name, schema_version, stage, params; inputs: the upstream
+    shard's content, keyed by its schema name, plus `refs`: model, code, ...). A shard of
+    `previous` (the stage's last output) made the same way from the same inputs is
+    hard-linked into `out` instead."""
+    manifest = read_manifest(upstream, upstream_schema)
+    plan = ShardJobs(shard_paths(upstream, upstream_schema))
+    for info, folder in plan.shards:
+        content = shard_content(manifest, info.folder)
+        source = InputRef(
+            path=str(folder), schema_name=f"{upstream_schema}-shard", fingerprint=content
+        )
+        inputs = {upstream_schema: source, **refs}
+        made_from = {key: ref.fingerprint for key, ref in inputs.items()}
+        target = out / info.folder
+        if reuse_shard(
+            previous / info.folder,
+            target,
+            shard_manifest["schema_name"],
+            shard_manifest["schema_version"],
+            shard_manifest["params"],
+            made_from,
+        ):
+            plan.reused += 1
+            continue
+        call = {arg: str((folder / name).resolve()) for arg, name in files.items()}
+        call |= {"out": str(target.resolve()), "manifest": {**shard_manifest, "inputs": inputs}}
+        plan.calls.append(call)
+    return plan
 
 
 def reuse_shard(

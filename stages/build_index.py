@@ -32,9 +32,7 @@ from retrollm.sharding import (
     SHARDS_KEY,
     data_files,
     listed_shards,
-    reuse_shard,
-    shard_content,
-    shard_paths,
+    plan_shard_jobs,
 )
 from retrollm.tokenization import OFFSETS_FILE, TOKENS_FILE, load_tokens
 from schemas import InputRef, Manifest
@@ -95,42 +93,30 @@ def build_shards(
     ShardedIndex loads."""
     shard_params = params.model_dump(mode="json")
     code = InputRef(path="retrollm/index", schema_name="code", fingerprint=code_fingerprint(CODE))
-    tokens_manifest = read_manifest(paths.tokens, "tokens")
-    tokens_shards = shard_paths(paths.tokens, "tokens")
-    calls, entries, token_start = [], [], 0
-    for info, folder in tokens_shards:
-        content = shard_content(tokens_manifest, info.folder)
-        source = InputRef(path=str(folder), schema_name="tokens-shard", fingerprint=content)
+    shard_manifest = {
+        "schema_name": SHARD_SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "stage": "build_index",
+        "params": shard_params,
+    }
+    files = {"tokens": TOKENS_FILE, "doc_offsets": OFFSETS_FILE}
+    plan = plan_shard_jobs(
+        paths.tokens, "tokens", files, paths.index, out, shard_manifest, {"code": code}
+    )
+    entries, token_start = [], 0
+    for info, folder in plan.shards:
         # The shard's size from its verified offsets, not from any manifest's counts.
         n_tokens = int(np.load(folder / OFFSETS_FILE)[-1])
         entries.append(ShardEntry(info.folder, info.doc_start, info.n_docs, token_start, n_tokens))
         token_start += n_tokens
-        made_from = {"tokens": content, "code": code.fingerprint}
-        previous, target = paths.index / info.folder, out / info.folder
-        if reuse_shard(previous, target, SHARD_SCHEMA, SCHEMA_VERSION, shard_params, made_from):
-            continue
-        manifest = {
-            "schema_name": SHARD_SCHEMA,
-            "schema_version": SCHEMA_VERSION,
-            "stage": "build_index",
-            "params": shard_params,
-            "inputs": {"tokens": source, "code": code},
-        }
-        # Absolute paths: a worker of a cluster runs in its own working directory.
-        files = {
-            "tokens": str((folder / TOKENS_FILE).resolve()),
-            "doc_offsets": str((folder / OFFSETS_FILE).resolve()),
-        }
-        calls.append(files | {"out": str(target.resolve()), "manifest": manifest})
     shared = {"backend": params.backend, "tokenizer_fingerprint": fingerprint}
-    run_jobs(build_index_shard, calls, ray, shared, "index")
+    run_jobs(build_index_shard, plan.calls, ray, shared, "index")
     for entry in entries:
         if not (out / entry.folder / "manifest.json").is_file():
             raise ArtifactError(f"{out / entry.folder}: the shard job wrote no manifest")
     write_shards_json(out, entries, fingerprint, params.backend)
     totals = {"documents": sum(e.n_docs for e in entries), "tokens": token_start}
-    shards = [info.model_dump() for info, _ in tokens_shards]
-    return totals, shards, len(tokens_shards) - len(calls)
+    return totals, plan.listing(), plan.reused
 
 
 if __name__ == "__main__":

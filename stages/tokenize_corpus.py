@@ -30,9 +30,7 @@ from retrollm.sharding import (
     SHARDS_KEY,
     data_files,
     listed_shards,
-    reuse_shard,
-    shard_content,
-    shard_paths,
+    plan_shard_jobs,
 )
 from retrollm.tokenization import OFFSETS_FILE, smallest_uint, tokenize_corpus, tokenize_shard
 from schemas import InputRef, Manifest
@@ -144,32 +142,26 @@ def tokenize_shards(
     code = InputRef(
         path="retrollm/tokenization.py", schema_name="code", fingerprint=code_fingerprint(CODE)
     )
-    corpus_manifest = read_manifest(paths.corpus, CORPUS_SCHEMA)
-    corpus_shards = shard_paths(paths.corpus, CORPUS_SCHEMA)
-    calls = []
-    for info, folder in corpus_shards:
-        content = shard_content(corpus_manifest, info.folder)
-        source = InputRef(path=str(folder), schema_name="corpus-shard", fingerprint=content)
-        made_from = {"corpus": content, "model": model.fingerprint, "code": code.fingerprint}
-        previous, target = paths.tokens / info.folder, out / info.folder
-        if reuse_shard(previous, target, SHARD_SCHEMA, SCHEMA_VERSION, shard_params, made_from):
-            continue
-        manifest = {
-            "schema_name": SHARD_SCHEMA,
-            "schema_version": SCHEMA_VERSION,
-            "stage": "tokenize_corpus",
-            "params": shard_params,
-            "inputs": {"corpus": source, "model": model, "code": code},
-        }
-        # Absolute paths: a worker of a cluster runs in its own working directory.
-        documents = str((folder / DOCUMENTS_FILE).resolve())
-        calls.append({"documents": documents, "out": str(target.resolve()), "manifest": manifest})
+    shard_manifest = {
+        "schema_name": SHARD_SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "stage": "tokenize_corpus",
+        "params": shard_params,
+    }
+    plan = plan_shard_jobs(
+        paths.corpus,
+        CORPUS_SCHEMA,
+        {"documents": DOCUMENTS_FILE},
+        paths.tokens,
+        out,
+        shard_manifest,
+        {"model": model, "code": code},
+    )
     shared = {"tokenizer": tokenizer, "batch_size": params.batch_size}
-    run_jobs(tokenize_shard, calls, ray, shared, "tokenize")
-    per_shard = [shard_counts(out / info.folder) for info, _ in corpus_shards]
+    run_jobs(tokenize_shard, plan.calls, ray, shared, "tokenize")
+    per_shard = [shard_counts(out / info.folder) for info, _ in plan.shards]
     totals = {key: sum(counts[key] for counts in per_shard) for key in per_shard[0]}
-    shards = [info.model_dump() for info, _ in corpus_shards]
-    return totals, shards, len(shards) - len(calls)
+    return totals, plan.listing(), plan.reused
 
 
 def shard_counts(folder: Path) -> dict[str, int]:
