@@ -2,9 +2,10 @@
 expansion terms and SPLADE document ranking (docs/method.md §3-4).
 
 Steps: check the corpus and every dataset's manifest (a dataset built from another
-corpus is refused), encode the documents into an inverted index (docs/), encode every
-question of every dataset and split, keep its top terms and top documents
-(queries/DATASET/SPLIT.msgpack), write the manifest.
+corpus is refused), encode the documents into an inverted index (docs/; a sharded
+corpus: one index per shard, docs/shard-NNNNN/, fanned out on Ray, an unchanged shard of
+the last run copied instead), encode every question of every dataset and split, keep its
+top terms and top documents (queries/DATASET/SPLIT.msgpack), write the manifest.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from retrollm.artifacts import (
     ArtifactError,
     atomic_dir,
+    code_fingerprint,
     input_ref,
     read_manifest,
     read_records,
@@ -28,8 +30,16 @@ from retrollm.artifacts import (
 )
 from retrollm.chain import asset_ref
 from retrollm.corpus import CORPUS_SCHEMA, DOCUMENTS_FILE, iter_corpus
+from retrollm.fanout import RayParams, load_ray_params, run_jobs
+from retrollm.retrieval.shards import (
+    SPARSE_META,
+    ShardedSparseDocIndex,
+    encode_sparse_shard,
+    load_doc_index,
+    write_listing,
+)
 from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
-from retrollm.sharding import data_files
+from retrollm.sharding import data_files, listed_shards, plan_shard_jobs
 from schemas import InputRef, Manifest, QARecord
 from schemas.retrieval import SparseQuery
 from stages.common import (
@@ -44,6 +54,8 @@ from stages.common import (
 
 SCHEMA_VERSION = 1
 SPLITS = ("train", "test")
+SHARD_SCHEMA = "splade-shard"
+CODE = ["retrollm/retrieval/splade.py", "retrollm/retrieval/shards.py"]  # a shard's bytes
 
 
 class SparseExpandParams(StageParams):
@@ -104,9 +116,58 @@ def encode_corpus(encoder: SpladeEncoder, paths: Paths, batch_size: int) -> Spar
     return SparseDocIndex.build(encoder.encode(documents, batch_size, progress=True))
 
 
+def encode_shards(
+    params: SparseExpandParams, paths: Paths, ray: RayParams, docs: Path
+) -> tuple[ShardedSparseDocIndex, int]:
+    """One SPLADE index per corpus shard into docs/ (a shard of the last output made with
+    these params, weights and code from the same corpus shard is copied), then the
+    listing load_doc_index reads; returns the index and how many shards were copied."""
+    docs.mkdir(parents=True)
+    shard_params = params.model_dump(mode="json", include={"max_length", "batch_size", "device"})
+    refs = {
+        "model": InputRef(
+            path=str(params.model),
+            schema_name="splade-model",
+            fingerprint=model_digest(params.model),
+        ),
+        "code": InputRef(path=CODE[0], schema_name="code", fingerprint=code_fingerprint(CODE)),
+    }
+    shard_manifest = {
+        "schema_name": SHARD_SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "stage": "sparse_expand",
+        "params": shard_params,
+    }
+    plan = plan_shard_jobs(
+        paths.corpus,
+        CORPUS_SCHEMA,
+        {"documents": DOCUMENTS_FILE},
+        Path(paths.splade) / "docs",
+        docs,
+        shard_manifest,
+        refs,
+    )
+    shared = shard_params | {"model": str(Path(params.model).resolve()), "threads": params.threads}
+    run_jobs(encode_sparse_shard, plan.calls, ray, shared, "splade")
+    shards = [info for info, _ in plan.shards]
+    for info in shards:
+        if not (docs / info.folder / "manifest.json").is_file():
+            raise ArtifactError(f"{docs / info.folder}: the shard job wrote no manifest")
+    # Totals from the arrays themselves, not from any shard's manifest.
+    parts = [SparseDocIndex.load(docs / info.folder) for info in shards]
+    n_docs, nnz = sum(p.n_docs for p in parts), sum(p.nnz for p in parts)
+    expected = read_manifest(paths.corpus, CORPUS_SCHEMA).counts.get("documents", n_docs)
+    if n_docs != expected:
+        raise ArtifactError(f"{paths.corpus}: {n_docs} documents encoded, manifest says {expected}")
+    write_listing(docs, shards, SPARSE_META, n_docs=n_docs, nnz=nnz)
+    index = load_doc_index(docs)
+    assert isinstance(index, ShardedSparseDocIndex)
+    return index, plan.reused
+
+
 def expand(
     encoder: SpladeEncoder,
-    doc_index: SparseDocIndex,
+    doc_index: SparseDocIndex | ShardedSparseDocIndex,
     questions: list[QARecord],
     params: SparseExpandParams,
     desc: str,
@@ -132,14 +193,21 @@ def expand(
             bar.update(len(batch))
 
 
-def main(params: SparseExpandParams, paths: Paths) -> dict[str, int]:
+def main(params: SparseExpandParams, paths: Paths, ray: RayParams | None = None) -> dict[str, int]:
+    ray = ray or RayParams()
     torch.set_num_threads(params.threads)
     inputs = check_inputs(paths, params.model)
     encoder = SpladeEncoder(params.model, params.device, params.max_length)
+    shards = listed_shards(read_manifest(paths.corpus, CORPUS_SCHEMA), paths.corpus)
     counts: dict[str, int] = {}
+    reused = 0
     with atomic_dir(paths.splade) as out:
-        doc_index = encode_corpus(encoder, paths, params.batch_size)
-        doc_index.save(out / "docs")
+        doc_index: SparseDocIndex | ShardedSparseDocIndex
+        if shards is None:
+            doc_index = encode_corpus(encoder, paths, params.batch_size)
+            doc_index.save(out / "docs")
+        else:
+            doc_index, reused = encode_shards(params, paths, ray, out / "docs")
         counts |= {"documents": doc_index.n_docs, "doc_nonzeros": doc_index.nnz}
         for folder in dataset_folders(paths.qa):
             for split in SPLITS:
@@ -152,6 +220,11 @@ def main(params: SparseExpandParams, paths: Paths) -> dict[str, int]:
                 desc = f"{folder.name}/{split}"
                 written = write_records(target, expand(encoder, doc_index, questions, params, desc))
                 counts[f"{folder.name}_{split}_queries"] = written
+        # Only a sharded run says more, so one shard keeps the bytes it always had.
+        extra: dict[str, object] = {}
+        if shards is not None:
+            layout = "docs/shard-NNNNN/, listed in docs/meta.json"
+            extra = {"doc_shards": len(shards), "doc_layout": layout}
         write_manifest(
             out,
             Manifest(
@@ -167,14 +240,18 @@ def main(params: SparseExpandParams, paths: Paths) -> dict[str, int]:
                     "mean_doc_nonzeros": round(doc_index.nnz / max(doc_index.n_docs, 1), 2),
                     "layout": "docs/: SparseDocIndex (term -> postings); "
                     "queries/DATASET/SPLIT.msgpack: SparseQuery stream in QA order",
-                },
+                }
+                | extra,
             ),
         )
-    return counts
+    # How many shards were copied is this run's history, not the artifact's: printed only.
+    return counts | ({"shards_reused": reused} if shards is not None else {})
 
 
 if __name__ == "__main__":
     run_stage(
         "sparse_expand",
-        lambda: main(load_params("sparse_expand", SparseExpandParams), load_paths()),
+        lambda: main(
+            load_params("sparse_expand", SparseExpandParams), load_paths(), load_ray_params()
+        ),
     )

@@ -208,11 +208,12 @@ def load_sparse(
 ) -> SparseQueries:
     """SPLADE encoder (for questions never seen) plus sparse_expand's document index and
     per-question results (data/splade: docs/, queries/DATASET/SPLIT.msgpack)."""
-    from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
+    from retrollm.retrieval.shards import load_doc_index
+    from retrollm.retrieval.splade import SpladeEncoder
 
     model_dir = splade_folder(paths, config)
     splade_dir = Path(paths.splade)
-    doc_index = SparseDocIndex.load(splade_dir / "docs")
+    doc_index = load_doc_index(splade_dir / "docs")
     stored = {}
     if stored_queries:
         stored, _ = load_stored_queries(splade_dir, model_dir, config.k_aux, config.sparse_top_docs)

@@ -32,11 +32,11 @@ def dense_search(
 ) -> SearchFn:
     """Search over the dense_index stage's embeddings with the bi-encoder that made them,
     the questions encoded on `device`."""
-    from retrollm.retrieval.dense import DenseRetriever
     from retrollm.retrieval.scorer import BiEncoderScorer
+    from retrollm.retrieval.shards import load_dense
 
     encoder = BiEncoderScorer(model, max_length=max_length, batch_size=batch_size, device=device)
-    retriever = DenseRetriever.load(index_dir, encoder)
+    retriever = load_dense(index_dir, encoder)
     if retriever.n_docs != n_docs:
         raise ArtifactError(
             f"{index_dir} embeds {retriever.n_docs} documents, the corpus has {n_docs}: "
