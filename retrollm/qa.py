@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import csv
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -143,12 +143,23 @@ def sample(records: Sequence[QARecord], limit: int | None, seed: int) -> list[QA
 
 
 def mark_answerable(
-    records: Sequence[QARecord], matcher: AnswerMatcher, desc: str = "answerable"
+    records: Sequence[QARecord], shards: Iterable[Iterable[str]], desc: str = "answerable"
 ) -> list[QARecord]:
-    """Set `answerable`: whether any gold answer occurs in the corpus (normalized)."""
+    """Set `answerable`: whether any gold answer occurs (normalized, as whole words) in
+    some document. `shards`: the corpus's document texts, shard by shard; one shard's
+    word index is built, asked about the questions not yet found, and dropped before the
+    next, so memory follows the largest shard, and "in some document" is the OR over
+    shards, the flags a single index over the whole corpus gives."""
+    found = [False] * len(records)
+    for number, texts in enumerate(shards):
+        matcher = AnswerMatcher(texts)
+        open_questions = [i for i, flag in enumerate(found) if not flag]
+        for i in tqdm(open_questions, desc=f"{desc} {number}", unit="q", mininterval=1.0):
+            found[i] = matcher.any_occurs(records[i].golden_answers)
+        del matcher
     return [
-        record.model_copy(update={"answerable": matcher.any_occurs(record.golden_answers)})
-        for record in tqdm(records, desc=desc, unit="q", mininterval=1.0)
+        record.model_copy(update={"answerable": flag})
+        for record, flag in zip(records, found, strict=True)
     ]
 
 

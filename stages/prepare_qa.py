@@ -1,23 +1,30 @@
 """Stage prepare_qa NAME: one dataset's train and test questions (data/qa/NAME/).
 
-Steps: load the corpus and index its words, then per split read the questions (bad lines
-raise or are counted skips), sample `limit` of them with `seed`, flag those whose gold
-answer occurs in the corpus, and write the split; finally the manifest.
+Steps: per split read the questions (bad lines raise or are counted skips) and sample
+`limit` of them with `seed`; flag those whose gold answer occurs in the corpus (its word
+index built one corpus shard at a time); write the splits, then the manifest.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import Field
 
-from retrollm.artifacts import atomic_dir, sha256_file, write_manifest, write_records
-from retrollm.corpus import CORPUS_SCHEMA, DOCUMENTS_FILE, load_corpus
+from retrollm.artifacts import (
+    atomic_dir,
+    read_records,
+    sha256_file,
+    write_manifest,
+    write_records,
+)
+from retrollm.corpus import CORPUS_SCHEMA, DOCUMENTS_FILE
 from retrollm.jsonl import OnError
 from retrollm.qa import QA_SCHEMA, QA_VERSION, SPLITS, mark_answerable, read_split, sample
-from retrollm.sharding import data_files
-from retrollm.text import AnswerMatcher
+from retrollm.sharding import data_files, shard_paths
+from schemas import CorpusRecord, QARecord
 from schemas.manifest import InputRef, Manifest, Skip
 from stages.common import Paths, StageParams, checked_input, load_params, load_paths, run_stage
 
@@ -44,6 +51,12 @@ def _file_ref(path: Path) -> InputRef:
     return InputRef(path=str(path), schema_name="file", fingerprint=sha256_file(path))
 
 
+def corpus_shards(folder: Path) -> Iterator[Iterator[str]]:
+    """The corpus's document texts, one shard at a time (the plain layout is one)."""
+    for _, shard in shard_paths(folder, CORPUS_SCHEMA):
+        yield (record.contents for record in read_records(shard / DOCUMENTS_FILE, CorpusRecord))
+
+
 def main(params: PrepareQAParams, paths: Paths, name: str) -> dict[str, int]:
     if name not in params.datasets:
         known = ", ".join(params.datasets) or "none"
@@ -54,28 +67,33 @@ def main(params: PrepareQAParams, paths: Paths, name: str) -> dict[str, int]:
     corpus_files = data_files(paths.corpus, CORPUS_SCHEMA, [DOCUMENTS_FILE])
     inputs = {"corpus": checked_input(paths.corpus, CORPUS_SCHEMA, corpus_files)}
     inputs |= {split: _file_ref(sources[split]) for split in SPLITS}
-    matcher = AnswerMatcher(document.contents for document in load_corpus(paths.corpus))
 
-    counts: dict[str, int] = {}
     skips: list[Skip] = []
+    chosen: dict[str, list[QARecord]] = {}
+    skipped: dict[str, int] = {}
+    for split in SPLITS:
+        split_skips: list[Skip] = []
+        records = read_split(
+            sources[split], f"{name}-{split}", dataset.max_question_chars, params.on_error,
+            split_skips,
+        )  # fmt: skip
+        if not records:
+            raise ValueError(
+                f"{sources[split]}: no {split} questions left ({len(split_skips)} skipped)"
+            )
+        chosen[split] = sample(records, limits[split], params.seed)
+        skipped[split] = len(split_skips)
+        skips += split_skips
+    everything = [record for split in SPLITS for record in chosen[split]]
+    marked = mark_answerable(everything, corpus_shards(paths.corpus), desc=name)
+    counts: dict[str, int] = {}
     with atomic_dir(paths.qa / name) as out:
         for split in SPLITS:
-            split_skips: list[Skip] = []
-            prefix = f"{name}-{split}"
-            records = read_split(
-                sources[split], prefix, dataset.max_question_chars, params.on_error, split_skips
-            )
-            if not records:
-                raise ValueError(
-                    f"{sources[split]}: no {split} questions left ({len(split_skips)} skipped)"
-                )
-            records = sample(records, limits[split], params.seed)
-            records = mark_answerable(records, matcher, desc=prefix)
+            records, marked = marked[: len(chosen[split])], marked[len(chosen[split]) :]
             write_records(out / f"{split}.msgpack", records)
             counts[f"{split}_questions"] = len(records)
             counts[f"{split}_answerable"] = sum(bool(record.answerable) for record in records)
-            counts[f"{split}_skipped"] = len(split_skips)
-            skips += split_skips
+            counts[f"{split}_skipped"] = skipped[split]
         manifest = Manifest(
             schema_name=QA_SCHEMA,
             schema_version=QA_VERSION,

@@ -59,6 +59,24 @@ def test_flashrag_fixtures(corpus_paths: Paths, tmp_path: Path) -> None:
     assert manifest.params["name"] == "ds"
 
 
+def test_a_sharded_corpus_flags_the_same_questions(corpus_paths: Paths, tmp_path: Path) -> None:
+    """The word index is built one shard at a time (memory of one shard); a question is
+    answerable when some shard holds its answer, as with one index over all documents."""
+    whole = _paths(corpus_paths, tmp_path / "whole")
+    split = Paths(corpus=tmp_path / "split" / "corpus", qa=tmp_path / "split" / "qa")
+    params = PrepareCorpusParams(
+        source=FIXTURES / "corpus.jsonl", format="flashrag", docs_per_shard=2
+    )
+    prepare_corpus.main(params, split)
+    files = (FIXTURES / "qa_train.jsonl", FIXTURES / "qa_test.jsonl")
+    assert _run(split, *files) == _run(whole, *files)
+    for name in ("train", "test"):
+        assert load_qa(split.qa / "ds", name) == load_qa(whole.qa / "ds", name)
+        assert (split.qa / "ds" / f"{name}.msgpack").read_bytes() == (
+            whole.qa / "ds" / f"{name}.msgpack"
+        ).read_bytes()
+
+
 def test_dpr_tsv_with_csv_quoting_and_crlf(tmp_path: Path) -> None:
     source = _write(
         tmp_path / "nq.test.tsv",
