@@ -35,7 +35,6 @@ from retrollm.retrieval.shards import (
     SPARSE_META,
     ShardedSparseDocIndex,
     encode_sparse_shard,
-    load_doc_index,
     write_listing,
 )
 from retrollm.retrieval.splade import SparseDocIndex, SpladeEncoder
@@ -160,9 +159,7 @@ def encode_shards(
     if n_docs != expected:
         raise ArtifactError(f"{paths.corpus}: {n_docs} documents encoded, manifest says {expected}")
     write_listing(docs, shards, SPARSE_META, n_docs=n_docs, nnz=nnz)
-    index = load_doc_index(docs)
-    assert isinstance(index, ShardedSparseDocIndex)
-    return index, plan.reused
+    return ShardedSparseDocIndex([info.doc_start for info in shards], parts), plan.reused
 
 
 def expand(

@@ -30,6 +30,7 @@ from schemas.retrieval import SparseQuery
 from stages import dense_index, prepare_corpus, sparse_expand
 from stages.common import DenseParams, Paths
 from tests.retrieval_tiny import tiny_biencoder, tiny_splade
+from tests.test_sharded_stages import appended_source
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NO_RAY = RayParams(enabled=False)
@@ -148,17 +149,6 @@ def _queries(splade: Path) -> list[SparseQuery]:
     return list(read_records(splade / "queries/tiny/test.msgpack", SparseQuery))
 
 
-def _appended(tmp_path: Path, source: Path, extra_documents: int) -> Path:
-    lines = source.read_text().splitlines()
-    added = [
-        json.dumps({"id": f"added-{n}", "contents": f"Added {n}\nAn appended document {n}."})
-        for n in range(extra_documents)
-    ]
-    grown = tmp_path / "grown.jsonl"
-    grown.write_text("\n".join([*lines, *added]) + "\n")
-    return grown
-
-
 def test_sparse_expand_shard_by_shard_ranks_as_one_shard(
     tmp_path: Path, fixture_corpus_path: Path, models: dict[str, Path]
 ) -> None:
@@ -193,7 +183,7 @@ def test_sparse_expand_reencodes_only_new_shards_and_never_a_damaged_one(
     before = {p.relative_to(docs): p.read_bytes() for p in docs.rglob("*") if p.is_file()}
 
     # 21 + 6 documents: shards 0-4 are unchanged, shard 5 grows, shard 6 is new.
-    corpus = _corpus(root, _appended(tmp_path, fixture_corpus_path, 6), 4)
+    corpus = _corpus(root, appended_source(tmp_path, fixture_corpus_path, 6), 4)
     _, counts = _sparse(root, corpus, qa, models["splade"])
     assert counts["shards_reused"] == 5 and counts["documents"] == 27
     grown = read_manifest(splade).files
@@ -201,7 +191,7 @@ def test_sparse_expand_reencodes_only_new_shards_and_never_a_damaged_one(
         assert (docs / name / "weights.npy").read_bytes() == before[Path(name) / "weights.npy"]
 
     fresh_root = tmp_path / "fresh"
-    fresh_corpus = _corpus(fresh_root, _appended(tmp_path, fixture_corpus_path, 6), 4)
+    fresh_corpus = _corpus(fresh_root, appended_source(tmp_path, fixture_corpus_path, 6), 4)
     fresh, _ = _sparse(fresh_root, fresh_corpus, qa, models["splade"])
     assert read_manifest(fresh).files == grown  # grown in place = built from scratch
 

@@ -54,7 +54,7 @@ def _ngrams(tokens: np.ndarray, offsets: np.ndarray) -> list[list[int]]:
     return [*grams, [int(tokens.max()) + 1]]
 
 
-def _appended(tmp_path: Path, source: Path, extra_documents: int) -> Path:
+def appended_source(tmp_path: Path, source: Path, extra_documents: int) -> Path:
     lines = source.read_text().splitlines()
     added = [
         json.dumps({"id": f"added-{n}", "contents": f"Added {n}\nAn appended document {n}."})
@@ -157,7 +157,7 @@ def test_appending_documents_rebuilds_only_the_shards_that_changed(
         folder: (paths.index / folder / "suffix_array.npy").stat().st_ino
         for folder in ("shard-00000", "shard-00004")
     }
-    grown = _appended(tmp_path, fixture_corpus_path, 6)  # 27 documents: 4,4,4,4,4,4,3
+    grown = appended_source(tmp_path, fixture_corpus_path, 6)  # 27 documents: 4,4,4,4,4,4,3
     paths, counts = _build(tmp_path / "grow", grown, tiny_model_dir, 4)
     assert counts["corpus"]["shards"] == 7
     # Shards 0-4 hold the same documents; shard 5 grew from 1 to 4, shard 6 is new.
