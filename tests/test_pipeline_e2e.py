@@ -260,16 +260,17 @@ def test_changing_one_param_reruns_only_its_dependents(tiny_repo: Path) -> None:
 
 def test_appending_documents_rebuilds_only_the_shards_that_changed(tiny_repo: Path) -> None:
     """Two documents appended to the source: the first three shards (6 documents each)
-    are unchanged, so tokenize_corpus and build_index copy them and redo the last only."""
+    are unchanged, so each corpus-side stage copies them and redoes the last only."""
     source = tiny_repo / "tests/fixtures/corpus.jsonl"
     added = [
         json.dumps({"id": f"appended-{n}", "contents": f"Appended {n}\nA new document {n}."})
         for n in range(2)
     ]
     source.write_text(source.read_text() + "\n".join(added) + "\n")
-    output = _dvc(tiny_repo, "repro", "build_index")
-    assert {"prepare_corpus", "tokenize_corpus", "build_index"} <= _ran(output), output
-    assert output.count("shards_reused=3") == 2, output  # tokenize_corpus and build_index
+    corpus_side = ["tokenize_corpus", "build_index", "sparse_expand", "dense_index"]
+    output = _dvc(tiny_repo, "repro", *corpus_side)
+    assert {"prepare_corpus", *corpus_side} <= _ran(output), output
+    assert output.count("shards_reused=3") == len(corpus_side), output
     manifest = json.loads((tiny_repo / "data/index/manifest.json").read_text())
     assert manifest["counts"]["documents"] == 23
-    assert "up to date" in _dvc(tiny_repo, "status", "build_index")
+    assert "up to date" in _dvc(tiny_repo, "status", *corpus_side)
