@@ -111,7 +111,9 @@ def _static(scorer: Any, texts: list[str]) -> np.ndarray:
 
 
 def main() -> None:
-    args = capture_arguments(__doc__, questions=64).parse_args()
+    parser = capture_arguments(__doc__, questions=64)
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(PRERANK_SIZES))
+    args = parser.parse_args()
 
     import torch
 
@@ -133,7 +135,7 @@ def main() -> None:
             for c, r in zip(captured, ranks, strict=True)
         ]
         for name, ranks in rankers.items()
-        for n in PRERANK_SIZES
+        for n in args.sizes
     }
     scorer.model = torch.ao.quantization.quantize_dynamic(
         scorer.model, {torch.nn.Linear}, dtype=torch.qint8
