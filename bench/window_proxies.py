@@ -14,6 +14,9 @@ answer is in them:
   N full windows);
 - prerank-static-N: the mean of the bi-encoder's input word embeddings picks them (free);
 - prerank-order-N: the first N windows in document-rank order (no pre-ranking at all);
+- prerank-bm25-N: BM25 of the question's words over the window's words, with the
+  corpus's document frequencies (free beside the encoder);
+- bm25-only: BM25 in place of the scorer (nothing encoded at all);
 - int8: the full scorer with int8 dynamic quantisation of its linear layers.
 """
 
@@ -110,6 +113,31 @@ def _static(scorer: Any, texts: list[str]) -> np.ndarray:
     return np.asarray(rows)
 
 
+def _bm25(
+    questions: list[str], windows: list[list[str]], corpus_texts: list[str]
+) -> list[np.ndarray]:
+    """BM25 (k1 1.5, b 0.75) of each question over its own windows; idf from the corpus."""
+    from collections import Counter
+
+    from retrollm.retrieval.bm25 import tokenize
+
+    df = Counter(word for doc in tokenize(corpus_texts) for word in set(doc))
+    n = len(corpus_texts)
+    out = []
+    for question, texts in zip(questions, windows, strict=True):
+        words = tokenize([question])[0]
+        bags = [Counter(doc) for doc in tokenize(texts)] if texts else []
+        lengths = np.array([sum(b.values()) for b in bags], dtype=float)
+        mean = float(lengths.mean()) if len(bags) and lengths.mean() > 0 else 1.0
+        scores = np.zeros(len(bags))
+        for word in set(words):
+            idf = np.log(1 + (n - df[word] + 0.5) / (df[word] + 0.5))
+            tf = np.array([b[word] for b in bags], dtype=float)
+            scores += idf * tf * 2.5 / (tf + 1.5 * (0.25 + 0.75 * lengths / mean))
+        out.append(scores)
+    return out
+
+
 def main() -> None:
     parser = capture_arguments(__doc__, questions=64)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(PRERANK_SIZES))
@@ -123,6 +151,13 @@ def main() -> None:
     rankers: dict[str, list[np.ndarray]] = {
         "order": [-np.arange(len(c["windows"]), dtype=float) for c in captured]
     }
+    from retrollm.corpus import load_corpus
+    from stages.common import load_paths
+
+    corpus_texts = [r.contents for r in load_corpus(load_paths(args.params).corpus)]
+    rankers["bm25"] = _bm25(
+        [c["question"] for c in captured], [c["texts"] for c in captured], corpus_texts
+    )
     questions = scorer.embed([c["question"] for c in captured])
     statics = _static(scorer, [c["question"] for c in captured])
     rankers["static"] = [_static(scorer, c["texts"]) @ statics[k] for k, c in enumerate(captured)]
@@ -137,6 +172,9 @@ def main() -> None:
         for name, ranks in rankers.items()
         for n in args.sizes
     }
+    variants["bm25-only"] = [
+        kept_windows(c, r, config) for c, r in zip(captured, rankers["bm25"], strict=True)
+    ]
     scorer.model = torch.ao.quantization.quantize_dynamic(
         scorer.model, {torch.nn.Linear}, dtype=torch.qint8
     )
