@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 PRERANK_SIZES = (8, 12, 16)
+BM25_K1, BM25_B = 1.5, 0.75  # the rag-bm25 baseline's (bm25s defaults, Lucene idf)
 
 
 def capture_arguments(doc: str | None, questions: int) -> argparse.ArgumentParser:
@@ -116,7 +117,7 @@ def _static(scorer: Any, texts: list[str]) -> np.ndarray:
 def _bm25(
     questions: list[str], windows: list[list[str]], corpus_texts: list[str]
 ) -> list[np.ndarray]:
-    """BM25 (k1 1.5, b 0.75) of each question over its own windows; idf from the corpus."""
+    """BM25 of each question over its own windows, with the corpus's idf."""
     from collections import Counter
 
     from retrollm.retrieval.bm25 import tokenize
@@ -133,7 +134,8 @@ def _bm25(
         for word in set(words):
             idf = np.log(1 + (n - df[word] + 0.5) / (df[word] + 0.5))
             tf = np.array([b[word] for b in bags], dtype=float)
-            scores += idf * tf * 2.5 / (tf + 1.5 * (0.25 + 0.75 * lengths / mean))
+            norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / mean)
+            scores += idf * tf / (tf + norm)  # bm25s (Lucene) drops the constant k1 + 1
         out.append(scores)
     return out
 
