@@ -129,12 +129,12 @@ def _bm25(
         words = tokenize([question])[0]
         bags = [Counter(doc) for doc in tokenize(texts)] if texts else []
         lengths = np.array([sum(b.values()) for b in bags], dtype=float)
-        mean = float(lengths.mean()) if len(bags) and lengths.mean() > 0 else 1.0
+        mean = (float(lengths.mean()) if bags else 0.0) or 1.0
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / mean)
         scores = np.zeros(len(bags))
         for word in set(words):
             idf = np.log(1 + (n - df[word] + 0.5) / (df[word] + 0.5))
             tf = np.array([b[word] for b in bags], dtype=float)
-            norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / mean)
             scores += idf * tf / (tf + norm)  # bm25s (Lucene) drops the constant k1 + 1
         out.append(scores)
     return out
@@ -147,15 +147,15 @@ def main() -> None:
 
     import torch
 
+    from retrollm.corpus import load_corpus
+    from stages.common import load_paths
+
     torch.set_num_threads(args.threads)
     captured, scorer, config = capture(args)
     exact = [kept_windows(c, c["scores"], config) for c in captured]
     rankers: dict[str, list[np.ndarray]] = {
         "order": [-np.arange(len(c["windows"]), dtype=float) for c in captured]
     }
-    from retrollm.corpus import load_corpus
-    from stages.common import load_paths
-
     corpus_texts = [r.contents for r in load_corpus(load_paths(args.params).corpus)]
     rankers["bm25"] = _bm25(
         [c["question"] for c in captured], [c["texts"] for c in captured], corpus_texts
